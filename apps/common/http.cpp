@@ -1,0 +1,219 @@
+#include "http.h"
+
+#include "log.h"
+
+#include <json-glib/json-glib.h>
+
+#include <algorithm>
+
+namespace xdn::http {
+
+Server::Server (ServerSettings settings) : settings_ (std::move (settings))
+{
+  server_ = soup_server_new ("server-header", "openxdn", NULL);
+  soup_server_add_handler (server_, nullptr, &Server::onRequest, this, nullptr);
+  g_signal_connect (server_, "request-started", G_CALLBACK (&Server::onRequestStarted), this);
+}
+
+Server::~Server ()
+{
+  stop ();
+  g_object_unref (server_);
+}
+
+void
+Server::route (const std::string &method, const std::string &prefix, Handler handler)
+{
+  routes_.push_back ({method, prefix, std::move (handler)});
+  std::stable_sort (routes_.begin (), routes_.end (),
+      [] (const Route &a, const Route &b) { return a.prefix.size () > b.prefix.size (); });
+}
+
+bool
+Server::listen (std::string *error)
+{
+  GError *err = nullptr;
+  GInetAddress *inet = g_inet_address_new_from_string (settings_.address.c_str ());
+  if (!inet) {
+    *error = "invalid HTTP listen address '" + settings_.address + "'";
+    return false;
+  }
+  GSocketAddress *address = g_inet_socket_address_new (inet, settings_.port);
+  g_object_unref (inet);
+  gboolean ok = soup_server_listen (server_, address, (SoupServerListenOptions) 0, &err);
+  g_object_unref (address);
+  if (!ok) {
+    *error = "cannot listen for HTTP on " + settings_.address + ":" +
+        std::to_string (settings_.port) + ": " + err->message;
+    g_error_free (err);
+    return false;
+  }
+  if (settings_.port == 0) {
+    GSList *uris = soup_server_get_uris (server_);
+    if (uris)
+      settings_.port = g_uri_get_port (static_cast<GUri *> (uris->data));
+    g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  }
+  return true;
+}
+
+void
+Server::stop ()
+{
+  if (server_)
+    soup_server_disconnect (server_);
+}
+
+static void
+onGotHeaders (SoupServerMessage *msg, gpointer user_data)
+{
+  auto *self = static_cast<Server *> (user_data);
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  goffset length = soup_message_headers_get_content_length (headers);
+  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
+      length > (goffset) self->settings ().maxBodyBytes) {
+    /* Answer before reading the body. */
+    log (LogLevel::Warning, "http.body.too_large",
+        {{"path", g_uri_get_path (soup_server_message_get_uri (msg))},
+         {"bytes", std::to_string (length)}, {"peer", peerAddress (msg)}});
+    respondError (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+        "request body is larger than " + std::to_string (self->settings ().maxBodyBytes) + " bytes");
+  }
+}
+
+void
+Server::onRequestStarted (SoupServer *, SoupServerMessage *msg, gpointer self)
+{
+  g_signal_connect (msg, "got-headers", G_CALLBACK (onGotHeaders), self);
+}
+
+void
+Server::onRequest (SoupServer *, SoupServerMessage *msg, const char *path,
+    GHashTable *, gpointer self)
+{
+  static_cast<Server *> (self)->dispatch (msg, path);
+}
+
+void
+Server::addCors (SoupServerMessage *msg) const
+{
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  soup_message_headers_replace (h, "Access-Control-Allow-Origin", settings_.corsOrigin.c_str ());
+  soup_message_headers_replace (h, "Access-Control-Allow-Methods",
+      "GET, POST, PATCH, DELETE, OPTIONS");
+  soup_message_headers_replace (h, "Access-Control-Allow-Headers",
+      "Content-Type, Authorization, If-Match");
+  soup_message_headers_replace (h, "Access-Control-Expose-Headers", "Location, Link, ETag");
+  soup_message_headers_replace (h, "Access-Control-Max-Age", "600");
+}
+
+void
+Server::dispatch (SoupServerMessage *msg, const char *raw_path)
+{
+  addCors (msg);
+  if (soup_server_message_get_status (msg) == SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE)
+    return;  /* answered in got-headers */
+
+  std::string method = soup_server_message_get_method (msg);
+  if (method == "OPTIONS") {
+    soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, nullptr);
+    return;
+  }
+  if (soup_server_message_get_request_body (msg)->length > (goffset) settings_.maxBodyBytes) {
+    respondError (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
+        "request body is larger than " + std::to_string (settings_.maxBodyBytes) + " bytes");
+    return;
+  }
+
+  gchar *decoded = g_uri_unescape_string (raw_path, nullptr);
+  if (!decoded) {
+    respondError (msg, SOUP_STATUS_BAD_REQUEST, "malformed path");
+    return;
+  }
+  std::string path = decoded;
+  g_free (decoded);
+
+  bool path_known = false;
+  for (const auto &r : routes_) {
+    if (path.compare (0, r.prefix.size (), r.prefix) != 0)
+      continue;
+    path_known = true;
+    if (r.method != method)
+      continue;
+    try {
+      r.handler (msg, path.substr (r.prefix.size ()));
+    } catch (const std::exception &e) {
+      log (LogLevel::Error, "http.handler.failed", {{"path", path}, {"error", e.what ()}});
+      respondError (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal error");
+    }
+    return;
+  }
+  if (path_known)
+    respondError (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, method + " is not allowed on " + path);
+  else
+    respondError (msg, SOUP_STATUS_NOT_FOUND, "no such resource: " + path);
+}
+
+void
+respond (SoupServerMessage *msg, guint status, const char *contentType, const std::string &body)
+{
+  soup_server_message_set_status (msg, status, nullptr);
+  if (contentType)
+    soup_server_message_set_response (msg, contentType, SOUP_MEMORY_COPY,
+        body.data (), body.size ());
+}
+
+void
+respondError (SoupServerMessage *msg, guint status, const std::string &message)
+{
+  JsonBuilder *b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "error");
+  json_builder_add_string_value (b, message.c_str ());
+  json_builder_end_object (b);
+  JsonNode *root = json_builder_get_root (b);
+  gchar *text = json_to_string (root, FALSE);
+  respond (msg, status, "application/json", std::string (text) + "\n");
+  g_free (text);
+  json_node_unref (root);
+  g_object_unref (b);
+}
+
+std::string
+requestBody (SoupServerMessage *msg)
+{
+  SoupMessageBody *body = soup_server_message_get_request_body (msg);
+  GBytes *bytes = soup_message_body_flatten (body);
+  gsize size = 0;
+  const char *data = static_cast<const char *> (g_bytes_get_data (bytes, &size));
+  std::string out (data ? data : "", size);
+  g_bytes_unref (bytes);
+  return out;
+}
+
+std::string
+requestHeader (SoupServerMessage *msg, const char *name)
+{
+  const char *value = soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), name);
+  return value ? value : "";
+}
+
+std::string
+peerAddress (SoupServerMessage *msg)
+{
+  const char *host = soup_server_message_get_remote_host (msg);
+  return host ? host : "";
+}
+
+std::string
+bearerToken (SoupServerMessage *msg)
+{
+  std::string auth = requestHeader (msg, "Authorization");
+  const std::string prefix = "Bearer ";
+  if (auth.size () > prefix.size () && g_ascii_strncasecmp (auth.c_str (), prefix.c_str (), prefix.size ()) == 0)
+    return auth.substr (prefix.size ());
+  return "";
+}
+
+}  // namespace xdn::http

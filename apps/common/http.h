@@ -1,0 +1,65 @@
+/* A small router over libsoup 3's SoupServer: routes by method and path
+ * prefix, adds CORS headers to every response, refuses oversized bodies
+ * before reading them, and writes JSON errors. Knows nothing of any app. */
+#pragma once
+
+#include <libsoup/soup.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace xdn::http {
+
+struct ServerSettings {
+  std::string address = "0.0.0.0";
+  int port = 8080;
+  size_t maxBodyBytes = 64 * 1024;
+  std::string corsOrigin = "*";
+};
+
+/* @rest: the part of the path after the route's prefix, percent-decoded. */
+using Handler = std::function<void (SoupServerMessage *msg, const std::string &rest)>;
+
+class Server {
+public:
+  explicit Server (ServerSettings settings);
+  ~Server ();
+  Server (const Server &) = delete;
+  Server &operator= (const Server &) = delete;
+
+  /* Routes @method requests whose path starts with @prefix; the longest
+   * prefix wins. A prefix ending in '/' matches that folder only. */
+  void route (const std::string &method, const std::string &prefix, Handler handler);
+  bool listen (std::string *error);
+  void stop ();
+  int port () const { return settings_.port; }
+  const ServerSettings &settings () const { return settings_; }
+
+private:
+  struct Route {
+    std::string method, prefix;
+    Handler handler;
+  };
+  static void onRequest (SoupServer *, SoupServerMessage *msg, const char *path,
+      GHashTable *query, gpointer self);
+  static void onRequestStarted (SoupServer *, SoupServerMessage *msg, gpointer self);
+  void dispatch (SoupServerMessage *msg, const char *path);
+  void addCors (SoupServerMessage *msg) const;
+
+  ServerSettings settings_;
+  SoupServer *server_ = nullptr;
+  std::vector<Route> routes_;
+};
+
+void respond (SoupServerMessage *msg, guint status, const char *contentType,
+    const std::string &body);
+/* {"error": message} with @status; the usual answer to bad input. */
+void respondError (SoupServerMessage *msg, guint status, const std::string &message);
+std::string requestBody (SoupServerMessage *msg);
+std::string requestHeader (SoupServerMessage *msg, const char *name);
+std::string peerAddress (SoupServerMessage *msg);
+/* The token of an `Authorization: Bearer TOKEN` header, or "". */
+std::string bearerToken (SoupServerMessage *msg);
+
+}  // namespace xdn::http
