@@ -17,7 +17,9 @@ acceptableH264 (const GstStructure *s)
   if (!mode || g_strcmp0 (mode, "1") != 0)
     return false;
   const gchar *profile = gst_structure_get_string (s, "profile-level-id");
-  if (!profile || strlen (profile) != 6)
+  if (!profile)
+    return true;  /* RFC 6184: absent means baseline */
+  if (strlen (profile) != 6)
     return false;
   unsigned long v = strtoul (profile, nullptr, 16);
   unsigned profile_idc = (v >> 16) & 0xff;

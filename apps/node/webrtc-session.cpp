@@ -26,29 +26,6 @@ kindName (WebRtcSession::Kind kind)
   return kind == WebRtcSession::Kind::Publish ? "whip" : "whep";
 }
 
-/* Transceivers of @webrtc, each with a reference. */
-std::vector<GRef<GstWebRTCRTPTransceiver>>
-transceiversOf (GstElement *webrtc)
-{
-  GArray *array = nullptr;
-  g_signal_emit_by_name (webrtc, "get-transceivers", &array);
-  std::vector<GRef<GstWebRTCRTPTransceiver>> out;
-  for (guint i = 0; array && i < array->len; i++)
-    out.push_back (GRef<GstWebRTCRTPTransceiver>::ref (
-        g_array_index (array, GstWebRTCRTPTransceiver *, i)));
-  if (array)
-    g_array_unref (array);
-  return out;
-}
-
-guint
-mlineOf (GstWebRTCRTPTransceiver *trans)
-{
-  guint mline = G_MAXUINT;
-  g_object_get (trans, "mlineindex", &mline, NULL);
-  return mline;
-}
-
 std::string
 promiseError (GstPromise *promise)
 {
@@ -178,6 +155,15 @@ WebRtcSession::start (const std::string &offer_text, AnswerCallback done)
     return;
   }
 
+  /* Transceivers made before the offer is applied are matched to its
+   * m-lines by kind, in order, and answer with their codec preferences. */
+  guint status = prepare (offer, &error);
+  if (status) {
+    gst_sdp_message_free (offer);
+    fail (status, error);
+    return;
+  }
+
   GstWebRTCSessionDescription *desc =
       gst_webrtc_session_description_new (GST_WEBRTC_SDP_TYPE_OFFER, offer);
   GstPromise *promise = gst_promise_new_with_change_func (
@@ -214,21 +200,6 @@ WebRtcSession::afterRemoteDescription (GstPromise *promise)
     fail (SOUP_STATUS_BAD_REQUEST, "the offer was refused: " + error);
     return;
   }
-  const GstWebRTCSessionDescription *remote = nullptr;
-  GstWebRTCSessionDescription *desc = nullptr;
-  g_object_get (webrtc_.get (), "remote-description", &desc, NULL);
-  remote = desc;
-  if (!remote) {
-    fail (SOUP_STATUS_BAD_REQUEST, "the offer was refused");
-    return;
-  }
-  guint status = prepare (remote->sdp, &error);
-  gst_webrtc_session_description_free (desc);
-  if (status) {
-    fail (status, error);
-    return;
-  }
-
   GstPromise *answer = gst_promise_new_with_change_func (
       [] (GstPromise *p, gpointer data) {
         auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (data);
@@ -477,10 +448,7 @@ keepTransportCc (GstCaps *caps, const GstSDPMedia *media)
 guint
 PublishSession::prepare (GstSDPMessage *offer, std::string *error)
 {
-  for (auto &trans : transceiversOf (webrtc ())) {
-    guint mline = mlineOf (trans.get ());
-    if (mline >= gst_sdp_message_medias_len (offer))
-      continue;
+  for (guint mline = 0; mline < gst_sdp_message_medias_len (offer); mline++) {
     const GstSDPMedia *media = gst_sdp_message_get_media (offer, mline);
     std::string kind = gst_sdp_media_get_media (media);
     if (kind != "audio" && kind != "video")
@@ -492,9 +460,15 @@ PublishSession::prepare (GstSDPMessage *offer, std::string *error)
       return SOUP_STATUS_NOT_ACCEPTABLE;
     }
     keepTransportCc (caps, media);
-    g_object_set (trans.get (), "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY,
-        "codec-preferences", caps, NULL);
+    GstWebRTCRTPTransceiver *trans = nullptr;
+    g_signal_emit_by_name (webrtc (), "add-transceiver",
+        GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_RECVONLY, caps, &trans);
     gst_caps_unref (caps);
+    if (!trans) {
+      *error = "cannot receive m-line " + std::to_string (mline);
+      return SOUP_STATUS_INTERNAL_SERVER_ERROR;
+    }
+    gst_object_unref (trans);
     expectedTracks_++;
   }
   if (expectedTracks_ == 0) {
@@ -577,6 +551,16 @@ rewriteProbe (GstPad *, GstPadProbeInfo *info, gpointer data)
     }
     return GST_PAD_PROBE_OK;
   }
+  if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_QUERY_UPSTREAM) {
+    /* webrtcbin checks the track's caps against what was negotiated: answer
+     * with the caps as the viewer will see them. */
+    GstQuery *query = GST_PAD_PROBE_INFO_QUERY (info);
+    if (GST_QUERY_TYPE (query) == GST_QUERY_CAPS) {
+      gst_query_set_caps_result (query, tr->caps.get ());
+      return GST_PAD_PROBE_HANDLED;
+    }
+    return GST_PAD_PROBE_OK;
+  }
   GstEvent *event = GST_PAD_PROBE_INFO_EVENT (info);
   if (GST_EVENT_TYPE (event) == GST_EVENT_CAPS) {
     gst_event_unref (event);
@@ -623,12 +607,11 @@ PlaySession::prepare (GstSDPMessage *offer, std::string *error)
 
   std::vector<bool> used (sourcePads_.size (), false);
   unsigned matched = 0;
-  for (auto &trans : transceiversOf (webrtc ())) {
-    guint mline = mlineOf (trans.get ());
-    if (mline >= gst_sdp_message_medias_len (offer))
-      continue;
+  for (guint mline = 0; mline < gst_sdp_message_medias_len (offer); mline++) {
     const GstSDPMedia *media = gst_sdp_message_get_media (offer, mline);
     std::string kind = gst_sdp_media_get_media (media);
+    if (kind != "audio" && kind != "video")
+      continue;
 
     GstCaps *chosen = nullptr;
     size_t index = 0;
@@ -646,7 +629,16 @@ PlaySession::prepare (GstSDPMessage *offer, std::string *error)
       chosen = chooseOfferedCodec (media, encodingNameOf (caps.get ()));
     }
     if (!chosen) {
-      g_object_set (trans.get (), "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_INACTIVE, NULL);
+      /* Nothing to send on this m-line: answer it inactive. */
+      GstCaps *any = chooseOfferedCodec (media, "");
+      if (any) {
+        GstWebRTCRTPTransceiver *trans = nullptr;
+        g_signal_emit_by_name (webrtc (), "add-transceiver",
+            GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_INACTIVE, any, &trans);
+        if (trans)
+          gst_object_unref (trans);
+        gst_caps_unref (any);
+      }
       continue;
     }
     index--;
@@ -654,28 +646,36 @@ PlaySession::prepare (GstSDPMessage *offer, std::string *error)
 
     guint32 ssrc = g_random_int ();
     gst_caps_set_simple (chosen, "ssrc", G_TYPE_UINT, ssrc, NULL);
-    g_object_set (trans.get (), "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY,
-        "codec-preferences", chosen, NULL);
-
     gint pt = 0;
     gst_structure_get_int (gst_caps_get_structure (chosen, 0), "payload", &pt);
+
+    GstPadTemplate *templ = gst_element_get_pad_template (webrtc (), "sink_%u");
+    GstPad *sink = gst_element_request_pad (webrtc (), templ, nullptr, chosen);
+    if (!sink) {
+      gst_caps_unref (chosen);
+      *error = "cannot send on m-line " + std::to_string (mline);
+      return SOUP_STATUS_INTERNAL_SERVER_ERROR;
+    }
+    GstWebRTCRTPTransceiver *trans = nullptr;
+    g_object_get (sink, "transceiver", &trans, NULL);
+    if (trans) {
+      g_object_set (trans, "direction", GST_WEBRTC_RTP_TRANSCEIVER_DIRECTION_SENDONLY,
+          "codec-preferences", chosen, NULL);
+      gst_object_unref (trans);
+    }
+
     auto *tr = new TrackRewrite{RtpRewriter (static_cast<uint8_t> (pt), ssrc),
         adoptGRef (chosen), weak_from_this ()};
     GstPad *src = sourcePads_[index].get ();
     gst_pad_add_probe (src, (GstPadProbeType) (GST_PAD_PROBE_TYPE_BUFFER |
-            GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM), rewriteProbe, tr,
+            GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM | GST_PAD_PROBE_TYPE_QUERY_UPSTREAM), rewriteProbe, tr,
         [] (gpointer d) { delete static_cast<TrackRewrite *> (d); });
-
-    std::string name = "sink_" + std::to_string (mline);
-    GstPadTemplate *templ = gst_element_get_pad_template (webrtc (), "sink_%u");
-    GstPad *sink = gst_element_request_pad (webrtc (), templ, name.c_str (), nullptr);
-    if (!sink || gst_pad_link_full (src, sink, GST_PAD_LINK_CHECK_NOTHING) != GST_PAD_LINK_OK) {
-      if (sink)
-        gst_object_unref (sink);
-      *error = "cannot attach track to m-line " + std::to_string (mline);
+    GstPadLinkReturn linked = gst_pad_link_full (src, sink, GST_PAD_LINK_CHECK_NOTHING);
+    gst_object_unref (sink);
+    if (linked != GST_PAD_LINK_OK) {
+      *error = "cannot attach a track to m-line " + std::to_string (mline);
       return SOUP_STATUS_INTERNAL_SERVER_ERROR;
     }
-    gst_object_unref (sink);
     matched++;
   }
   /* Tracks this viewer does not take still flow, into a fakesink, so that
