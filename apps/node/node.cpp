@@ -144,8 +144,8 @@ Node::stop ()
     bitrateTimer_ = 0;
   }
   /* Viewers first, then publishers. */
-  for (auto kind : {WebRtcSession::Kind::Play, WebRtcSession::Kind::Publish}) {
-    std::vector<std::shared_ptr<WebRtcSession>> ending;
+  for (auto kind : {PeerSession::Kind::Play, PeerSession::Kind::Publish}) {
+    std::vector<std::shared_ptr<PeerSession>> ending;
     for (auto &entry : sessions_)
       if (entry.second->kind () == kind)
         ending.push_back (entry.second);
@@ -362,12 +362,12 @@ Node::handleWhep (SoupServerMessage *msg, const std::string &stream)
 }
 
 void
-Node::startSession (SoupServerMessage *msg, std::shared_ptr<WebRtcSession> session,
+Node::startSession (SoupServerMessage *msg, std::shared_ptr<PeerSession> session,
     const std::string &offer)
 {
   const std::string id = session->id ();
   sessions_[id] = session;
-  int kind = session->kind () == WebRtcSession::Kind::Publish ? 0 : 1;
+  int kind = session->kind () == PeerSession::Kind::Publish ? 0 : 1;
   if (kind == 1) {
     std::lock_guard<std::mutex> lock (streamsLock_);
     auto it = streams_.find (session->stream ());
@@ -415,7 +415,7 @@ Node::onSessionEnded (const std::string &id, const std::string &reason)
     return;
   auto session = it->second;
   sessions_.erase (it);
-  if (session->kind () == WebRtcSession::Kind::Publish) {
+  if (session->kind () == PeerSession::Kind::Publish) {
     releaseStream (session->stream (), reason);
   } else {
     std::lock_guard<std::mutex> lock (streamsLock_);
@@ -425,8 +425,8 @@ Node::onSessionEnded (const std::string &id, const std::string &reason)
   }
   /* The session object may still be on the stack: free it from the loop. */
   g_idle_add_full (G_PRIORITY_LOW, [] (gpointer) -> gboolean { return G_SOURCE_REMOVE; },
-      new std::shared_ptr<WebRtcSession> (session),
-      [] (gpointer data) { delete static_cast<std::shared_ptr<WebRtcSession> *> (data); });
+      new std::shared_ptr<PeerSession> (session),
+      [] (gpointer data) { delete static_cast<std::shared_ptr<PeerSession> *> (data); });
 }
 
 /* ----------------------------------------------------------------- API */
@@ -514,7 +514,7 @@ Node::handleMetrics (SoupServerMessage *msg)
   m.family ("xdn_sessions", "gauge", "WebRTC sessions open now.");
   size_t open[2] = {0, 0};
   for (const auto &entry : sessions_)
-    open[entry.second->kind () == WebRtcSession::Kind::Publish ? 0 : 1]++;
+    open[entry.second->kind () == PeerSession::Kind::Publish ? 0 : 1]++;
   m.sample ("xdn_sessions", open[0], {{"kind", "whip"}});
   m.sample ("xdn_sessions", open[1], {{"kind", "whep"}});
   m.family ("xdn_sessions_started_total", "counter", "WebRTC sessions answered.");

@@ -5,7 +5,7 @@
 
 #include "config.h"
 #include "http.h"
-#include "webrtc-session.h"
+#include "peer-session.h"
 #include "xdn-gref.h"
 
 #include <gst/gst.h>
@@ -63,7 +63,7 @@ private:
 
   void handleWhip (SoupServerMessage *msg, const std::string &stream);
   void handleWhep (SoupServerMessage *msg, const std::string &stream);
-  void startSession (SoupServerMessage *msg, std::shared_ptr<WebRtcSession> session,
+  void startSession (SoupServerMessage *msg, std::shared_ptr<PeerSession> session,
       const std::string &offer);
   void handleDeleteSession (SoupServerMessage *msg, const std::string &id);
   void handleStreams (SoupServerMessage *msg, const std::string &rest);
@@ -82,7 +82,7 @@ private:
   std::unique_ptr<SrtIngestServer> srt_;
 
   /* Main thread only. */
-  std::map<std::string, std::shared_ptr<WebRtcSession>> sessions_;
+  std::map<std::string, std::shared_ptr<PeerSession>> sessions_;
   GRef<GstElement> demo_;
   guint demoRetry_ = 0;
   guint bitrateTimer_ = 0;

@@ -29,7 +29,7 @@ struct SessionSettings {
   int peerTimeoutS = 10;
 };
 
-class WebRtcSession : public std::enable_shared_from_this<WebRtcSession> {
+class PeerSession : public std::enable_shared_from_this<PeerSession> {
 public:
   enum class Kind { Publish, Play };
 
@@ -39,7 +39,7 @@ public:
   /* Called once on the main thread when the session has ended. */
   using EndedCallback = std::function<void (const std::string &id, const std::string &reason)>;
 
-  virtual ~WebRtcSession ();
+  virtual ~PeerSession ();
 
   void start (const std::string &offer, AnswerCallback done);
   /* Ends the session (idempotent). */
@@ -54,7 +54,7 @@ public:
   gint64 startedAt () const { return startedAt_; }
 
 protected:
-  WebRtcSession (Kind kind, std::string id, std::string stream, std::string peer,
+  PeerSession (Kind kind, std::string id, std::string stream, std::string peer,
       SessionSettings settings, EndedCallback ended);
 
   /* After the offer is applied: set the transceivers up (directions, codec
@@ -67,7 +67,7 @@ protected:
   GstElement *pipeline () const { return pipeline_.get (); }
   GstElement *webrtc () const { return webrtc_.get (); }
   /* Runs @fn on the main thread if the session is still alive. */
-  void onMain (std::function<void (WebRtcSession &)> fn);
+  void onMain (std::function<void (PeerSession &)> fn);
   bool stopped () const { return stopped_; }
   void log (int level, const char *event, const std::string &detail = {});
 
@@ -105,7 +105,7 @@ private:
   std::atomic<gint64> lastHeard_{0};
 };
 
-class PublishSession : public WebRtcSession {
+class PublishSession : public PeerSession {
 public:
   /* Builds the element the tracks go into (xdnrelaysink stream=NAME in the
    * node), told how many tracks to expect. */
@@ -114,7 +114,7 @@ public:
       std::string peer, SessionSettings settings, EndedCallback ended, MakeSink makeSink);
 
 private:
-  using WebRtcSession::WebRtcSession;
+  using PeerSession::PeerSession;
   guint prepare (GstSDPMessage *offer, std::string *error) override;
   void teardown () override;
   void onPadAdded (GstPad *pad);
@@ -124,13 +124,13 @@ private:
   unsigned expectedTracks_ = 0;
 };
 
-class PlaySession : public WebRtcSession {
+class PlaySession : public PeerSession {
 public:
   static std::shared_ptr<PlaySession> create (std::string id, std::string stream,
       std::string peer, SessionSettings settings, EndedCallback ended);
 
 private:
-  using WebRtcSession::WebRtcSession;
+  using PeerSession::PeerSession;
   guint prepare (GstSDPMessage *offer, std::string *error) override;
   void teardown () override;
   void discard (GstPad *pad);

@@ -1,4 +1,4 @@
-#include "webrtc-session.h"
+#include "peer-session.h"
 
 #include "codecs.h"
 #include "log.h"
@@ -16,14 +16,14 @@ constexpr guint kGatherTimeoutMs = 3000;
 constexpr gint64 kDisconnectGraceUs = 5 * G_USEC_PER_SEC;
 
 struct MainCall {
-  std::weak_ptr<WebRtcSession> session;
-  std::function<void (WebRtcSession &)> fn;
+  std::weak_ptr<PeerSession> session;
+  std::function<void (PeerSession &)> fn;
 };
 
 const char *
-kindName (WebRtcSession::Kind kind)
+kindName (PeerSession::Kind kind)
 {
-  return kind == WebRtcSession::Kind::Publish ? "whip" : "whep";
+  return kind == PeerSession::Kind::Publish ? "whip" : "whep";
 }
 
 std::string
@@ -48,7 +48,7 @@ promiseError (GstPromise *promise)
 
 /* ---------------------------------------------------------------- session */
 
-WebRtcSession::WebRtcSession (Kind kind, std::string id, std::string stream,
+PeerSession::PeerSession (Kind kind, std::string id, std::string stream,
     std::string peer, SessionSettings settings, EndedCallback ended)
     : settings_ (std::move (settings)), kind_ (kind), id_ (std::move (id)),
       stream_ (std::move (stream)), peer_ (std::move (peer)), ended_ (std::move (ended))
@@ -56,14 +56,14 @@ WebRtcSession::WebRtcSession (Kind kind, std::string id, std::string stream,
   startedAt_ = g_get_monotonic_time ();
 }
 
-WebRtcSession::~WebRtcSession ()
+PeerSession::~PeerSession ()
 {
   if (pipeline_)
     gst_element_set_state (pipeline_.get (), GST_STATE_NULL);
 }
 
 void
-WebRtcSession::log (int level, const char *event, const std::string &detail)
+PeerSession::log (int level, const char *event, const std::string &detail)
 {
   std::string name = std::string (kindName (kind_)) + "." + event;
   xdn::log (static_cast<LogLevel> (level), name.c_str (),
@@ -71,7 +71,7 @@ WebRtcSession::log (int level, const char *event, const std::string &detail)
 }
 
 void
-WebRtcSession::onMain (std::function<void (WebRtcSession &)> fn)
+PeerSession::onMain (std::function<void (PeerSession &)> fn)
 {
   auto *call = new MainCall{weak_from_this (), std::move (fn)};
   g_idle_add_full (G_PRIORITY_DEFAULT, [] (gpointer data) -> gboolean {
@@ -84,7 +84,7 @@ WebRtcSession::onMain (std::function<void (WebRtcSession &)> fn)
 }
 
 void
-WebRtcSession::start (const std::string &offer_text, AnswerCallback done)
+PeerSession::start (const std::string &offer_text, AnswerCallback done)
 {
   answerDone_ = std::move (done);
 
@@ -112,41 +112,41 @@ WebRtcSession::start (const std::string &offer_text, AnswerCallback done)
   }
   g_signal_connect_data (pipeline_.get (), "deep-element-added",
       G_CALLBACK (+[] (GstBin *, GstBin *, GstElement *element, gpointer data) {
-        static_cast<WebRtcSession *> (data)->watchPeerTraffic (element);
+        static_cast<PeerSession *> (data)->watchPeerTraffic (element);
       }), this, nullptr, (GConnectFlags) 0);
   gst_bin_add (GST_BIN (pipeline_.get ()), webrtc_.get ());
 
-  auto weak = new std::weak_ptr<WebRtcSession> (weak_from_this ());
+  auto weak = new std::weak_ptr<PeerSession> (weak_from_this ());
   auto on_state = +[] (GObject *, GParamSpec *, gpointer data) {
-    auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (data);
+    auto *w = static_cast<std::weak_ptr<PeerSession> *> (data);
     if (auto self = w->lock ())
-      self->onMain ([] (WebRtcSession &s) { s.onIceConnectionState (); });
+      self->onMain ([] (PeerSession &s) { s.onIceConnectionState (); });
   };
   auto destroy = +[] (gpointer data, GClosure *) {
-    delete static_cast<std::weak_ptr<WebRtcSession> *> (data);
+    delete static_cast<std::weak_ptr<PeerSession> *> (data);
   };
   g_signal_connect_data (webrtc_.get (), "notify::connection-state", G_CALLBACK (on_state),
       weak, destroy, (GConnectFlags) 0);
   g_signal_connect_data (webrtc_.get (), "notify::ice-connection-state", G_CALLBACK (on_state),
-      new std::weak_ptr<WebRtcSession> (weak_from_this ()), destroy, (GConnectFlags) 0);
+      new std::weak_ptr<PeerSession> (weak_from_this ()), destroy, (GConnectFlags) 0);
   g_signal_connect_data (webrtc_.get (), "notify::ice-gathering-state",
       G_CALLBACK (+[] (GObject *obj, GParamSpec *, gpointer data) {
         GstWebRTCICEGatheringState state;
         g_object_get (obj, "ice-gathering-state", &state, NULL);
         if (state != GST_WEBRTC_ICE_GATHERING_STATE_COMPLETE)
           return;
-        auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (data);
+        auto *w = static_cast<std::weak_ptr<PeerSession> *> (data);
         if (auto self = w->lock ())
-          self->onMain ([] (WebRtcSession &s) {
+          self->onMain ([] (PeerSession &s) {
             s.gatheringDone_ = true;
             s.maybeSendAnswer ();
           });
-      }), new std::weak_ptr<WebRtcSession> (weak_from_this ()), destroy, (GConnectFlags) 0);
+      }), new std::weak_ptr<PeerSession> (weak_from_this ()), destroy, (GConnectFlags) 0);
 
   GstBus *bus = gst_element_get_bus (pipeline_.get ());
-  busWatch_ = gst_bus_add_watch_full (bus, G_PRIORITY_DEFAULT, &WebRtcSession::onBusMessage,
-      new std::weak_ptr<WebRtcSession> (weak_from_this ()),
-      [] (gpointer data) { delete static_cast<std::weak_ptr<WebRtcSession> *> (data); });
+  busWatch_ = gst_bus_add_watch_full (bus, G_PRIORITY_DEFAULT, &PeerSession::onBusMessage,
+      new std::weak_ptr<PeerSession> (weak_from_this ()),
+      [] (gpointer data) { delete static_cast<std::weak_ptr<PeerSession> *> (data); });
   gst_object_unref (bus);
 
   if (gst_element_set_state (pipeline_.get (), GST_STATE_READY) == GST_STATE_CHANGE_FAILURE) {
@@ -168,32 +168,32 @@ WebRtcSession::start (const std::string &offer_text, AnswerCallback done)
       gst_webrtc_session_description_new (GST_WEBRTC_SDP_TYPE_OFFER, offer);
   GstPromise *promise = gst_promise_new_with_change_func (
       [] (GstPromise *p, gpointer data) {
-        auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (data);
+        auto *w = static_cast<std::weak_ptr<PeerSession> *> (data);
         if (auto self = w->lock ()) {
           gst_promise_ref (p);
-          self->onMain ([p] (WebRtcSession &s) {
+          self->onMain ([p] (PeerSession &s) {
             s.afterRemoteDescription (p);
             gst_promise_unref (p);
           });
         }
       },
-      new std::weak_ptr<WebRtcSession> (weak_from_this ()),
-      [] (gpointer data) { delete static_cast<std::weak_ptr<WebRtcSession> *> (data); });
+      new std::weak_ptr<PeerSession> (weak_from_this ()),
+      [] (gpointer data) { delete static_cast<std::weak_ptr<PeerSession> *> (data); });
   g_signal_emit_by_name (webrtc_.get (), "set-remote-description", desc, promise);
   gst_promise_unref (promise);
   gst_webrtc_session_description_free (desc);
 
   healthTimer_ = g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, 1, [] (gpointer data) -> gboolean {
-        auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (data);
+        auto *w = static_cast<std::weak_ptr<PeerSession> *> (data);
         if (auto self = w->lock ())
           self->checkHealth ();
         return G_SOURCE_CONTINUE;
-      }, new std::weak_ptr<WebRtcSession> (weak_from_this ()),
-      [] (gpointer data) { delete static_cast<std::weak_ptr<WebRtcSession> *> (data); });
+      }, new std::weak_ptr<PeerSession> (weak_from_this ()),
+      [] (gpointer data) { delete static_cast<std::weak_ptr<PeerSession> *> (data); });
 }
 
 void
-WebRtcSession::afterRemoteDescription (GstPromise *promise)
+PeerSession::afterRemoteDescription (GstPromise *promise)
 {
   std::string error = promiseError (promise);
   if (!error.empty ()) {
@@ -202,23 +202,23 @@ WebRtcSession::afterRemoteDescription (GstPromise *promise)
   }
   GstPromise *answer = gst_promise_new_with_change_func (
       [] (GstPromise *p, gpointer data) {
-        auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (data);
+        auto *w = static_cast<std::weak_ptr<PeerSession> *> (data);
         if (auto self = w->lock ()) {
           gst_promise_ref (p);
-          self->onMain ([p] (WebRtcSession &s) {
+          self->onMain ([p] (PeerSession &s) {
             s.afterAnswer (p);
             gst_promise_unref (p);
           });
         }
       },
-      new std::weak_ptr<WebRtcSession> (weak_from_this ()),
-      [] (gpointer data) { delete static_cast<std::weak_ptr<WebRtcSession> *> (data); });
+      new std::weak_ptr<PeerSession> (weak_from_this ()),
+      [] (gpointer data) { delete static_cast<std::weak_ptr<PeerSession> *> (data); });
   g_signal_emit_by_name (webrtc_.get (), "create-answer", nullptr, answer);
   gst_promise_unref (answer);
 }
 
 void
-WebRtcSession::afterAnswer (GstPromise *promise)
+PeerSession::afterAnswer (GstPromise *promise)
 {
   std::string error = promiseError (promise);
   const GstStructure *reply = gst_promise_get_reply (promise);
@@ -238,15 +238,15 @@ WebRtcSession::afterAnswer (GstPromise *promise)
   }
 
   gatherTimer_ = g_timeout_add_full (G_PRIORITY_DEFAULT, kGatherTimeoutMs, [] (gpointer data) -> gboolean {
-        auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (data);
+        auto *w = static_cast<std::weak_ptr<PeerSession> *> (data);
         if (auto self = w->lock ()) {
           self->gatherTimer_ = 0;
           self->gatheringDone_ = true;
           self->maybeSendAnswer ();
         }
         return G_SOURCE_REMOVE;
-      }, new std::weak_ptr<WebRtcSession> (weak_from_this ()),
-      [] (gpointer data) { delete static_cast<std::weak_ptr<WebRtcSession> *> (data); });
+      }, new std::weak_ptr<PeerSession> (weak_from_this ()),
+      [] (gpointer data) { delete static_cast<std::weak_ptr<PeerSession> *> (data); });
 
   GstWebRTCICEGatheringState state;
   g_object_get (webrtc_.get (), "ice-gathering-state", &state, NULL);
@@ -256,7 +256,7 @@ WebRtcSession::afterAnswer (GstPromise *promise)
 }
 
 void
-WebRtcSession::maybeSendAnswer ()
+PeerSession::maybeSendAnswer ()
 {
   if (answerSent_ || !gatheringDone_ || stopped_)
     return;
@@ -286,7 +286,7 @@ WebRtcSession::maybeSendAnswer ()
 }
 
 void
-WebRtcSession::fail (guint status, const std::string &message)
+PeerSession::fail (guint status, const std::string &message)
 {
   log (2, "session.refused", std::to_string (status) + " " + message);
   if (auto done = std::move (answerDone_))
@@ -295,7 +295,7 @@ WebRtcSession::fail (guint status, const std::string &message)
 }
 
 void
-WebRtcSession::onIceConnectionState ()
+PeerSession::onIceConnectionState ()
 {
   GstWebRTCPeerConnectionState pc;
   GstWebRTCICEConnectionState ice;
@@ -323,7 +323,7 @@ WebRtcSession::onIceConnectionState ()
 }
 
 void
-WebRtcSession::checkHealth ()
+PeerSession::checkHealth ()
 {
   if (stopped_)
     return;
@@ -342,7 +342,7 @@ WebRtcSession::checkHealth ()
 }
 
 void
-WebRtcSession::watchPeerTraffic (GstElement *element)
+PeerSession::watchPeerTraffic (GstElement *element)
 {
   GstElementFactory *factory = gst_element_get_factory (element);
   if (!factory || g_strcmp0 (GST_OBJECT_NAME (factory), "nicesrc") != 0)
@@ -353,7 +353,7 @@ WebRtcSession::watchPeerTraffic (GstElement *element)
   /* Anything from the peer (RTP, RTCP, DTLS) proves it is still there. */
   gst_pad_add_probe (pad, (GstPadProbeType) (GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST),
       [] (GstPad *, GstPadProbeInfo *info, gpointer data) -> GstPadProbeReturn {
-        auto *self = static_cast<WebRtcSession *> (data);
+        auto *self = static_cast<PeerSession *> (data);
         gsize size = 0;
         if (GST_PAD_PROBE_INFO_TYPE (info) & GST_PAD_PROBE_TYPE_BUFFER)
           size = gst_buffer_get_size (GST_PAD_PROBE_INFO_BUFFER (info));
@@ -367,9 +367,9 @@ WebRtcSession::watchPeerTraffic (GstElement *element)
 }
 
 gboolean
-WebRtcSession::onBusMessage (GstBus *, GstMessage *msg, gpointer data)
+PeerSession::onBusMessage (GstBus *, GstMessage *msg, gpointer data)
 {
-  auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (data);
+  auto *w = static_cast<std::weak_ptr<PeerSession> *> (data);
   auto self = w->lock ();
   if (!self || self->stopped_)
     return G_SOURCE_CONTINUE;
@@ -391,7 +391,7 @@ WebRtcSession::onBusMessage (GstBus *, GstMessage *msg, gpointer data)
 }
 
 void
-WebRtcSession::stop (const std::string &reason)
+PeerSession::stop (const std::string &reason)
 {
   if (stopped_)
     return;
@@ -488,11 +488,11 @@ PublishSession::prepare (GstSDPMessage *offer, std::string *error)
       G_CALLBACK (+[] (GstElement *, GstPad *pad, gpointer data) {
         if (GST_PAD_DIRECTION (pad) != GST_PAD_SRC)
           return;
-        auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (data);
+        auto *w = static_cast<std::weak_ptr<PeerSession> *> (data);
         if (auto self = std::static_pointer_cast<PublishSession> (w->lock ()))
           self->onPadAdded (pad);
-      }), new std::weak_ptr<WebRtcSession> (weak_from_this ()),
-      [] (gpointer data, GClosure *) { delete static_cast<std::weak_ptr<WebRtcSession> *> (data); },
+      }), new std::weak_ptr<PeerSession> (weak_from_this ()),
+      [] (gpointer data, GClosure *) { delete static_cast<std::weak_ptr<PeerSession> *> (data); },
       (GConnectFlags) 0);
   return 0;
 }
@@ -532,7 +532,7 @@ namespace {
 struct TrackRewrite {
   RtpRewriter rewriter;
   GRef<GstCaps> caps;
-  std::weak_ptr<WebRtcSession> session;
+  std::weak_ptr<PeerSession> session;
 };
 
 GstPadProbeReturn
@@ -569,12 +569,12 @@ rewriteProbe (GstPad *, GstPadProbeInfo *info, gpointer data)
     /* The publisher is gone: let the EOS reach webrtcbin (RTCP BYE), then end. */
     if (auto self = tr->session.lock ())
       g_timeout_add_full (G_PRIORITY_DEFAULT, 200, [] (gpointer d) -> gboolean {
-            auto *w = static_cast<std::weak_ptr<WebRtcSession> *> (d);
+            auto *w = static_cast<std::weak_ptr<PeerSession> *> (d);
             if (auto s = w->lock ())
               s->stop ("the stream ended");
             return G_SOURCE_REMOVE;
-          }, new std::weak_ptr<WebRtcSession> (self),
-          [] (gpointer d) { delete static_cast<std::weak_ptr<WebRtcSession> *> (d); });
+          }, new std::weak_ptr<PeerSession> (self),
+          [] (gpointer d) { delete static_cast<std::weak_ptr<PeerSession> *> (d); });
   }
   return GST_PAD_PROBE_OK;
 }
