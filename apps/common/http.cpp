@@ -76,6 +76,7 @@ onGotHeaders (SoupServerMessage *msg, gpointer user_data)
     log (LogLevel::Warning, "http.body.too_large",
         {{"path", g_uri_get_path (soup_server_message_get_uri (msg))},
          {"bytes", std::to_string (length)}, {"peer", peerAddress (msg)}});
+    self->addCors (msg);
     respondError (msg, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE,
         "request body is larger than " + std::to_string (self->settings ().maxBodyBytes) + " bytes");
   }

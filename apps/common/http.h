@@ -35,6 +35,8 @@ public:
   void stop ();
   int port () const { return settings_.port; }
   const ServerSettings &settings () const { return settings_; }
+  /* Adds the CORS headers of every response. */
+  void addCors (SoupServerMessage *msg) const;
 
 private:
   struct Route {
@@ -45,7 +47,6 @@ private:
       GHashTable *query, gpointer self);
   static void onRequestStarted (SoupServer *, SoupServerMessage *msg, gpointer self);
   void dispatch (SoupServerMessage *msg, const char *path);
-  void addCors (SoupServerMessage *msg) const;
 
   ServerSettings settings_;
   SoupServer *server_ = nullptr;

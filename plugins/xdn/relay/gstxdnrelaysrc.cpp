@@ -1,0 +1,791 @@
+/**
+ * SECTION:element-xdnrelaysrc
+ * @title: xdnrelaysrc
+ * @see_also: xdnrelaysink
+ *
+ * Subscribes to a stream published by an xdnrelaysink (by name, through the
+ * process' in-process hub when `uri` is empty) and exposes one sometimes pad
+ * per track: `video_%u`, `audio_%u` or `track_%u` (the number is the track
+ * id), each with the track's full RTP caps.
+ *
+ * It is a live source: READY->PAUSED subscribes, adds the pads of the tracks
+ * the stream has, emits no-more-pads and returns NO_PREROLL; data flows in
+ * PLAYING. Buffers are timestamped with this pipeline's running time at the
+ * moment the publisher handed them over, DTS unset. Their memory is shared
+ * with the publisher and every other subscriber.
+ *
+ * Video tracks (H.264, VP8) start on a keyframe: a subscriber that joins late
+ * drops packets until the next one and asks the publisher for it. Each
+ * subscription queues at most #GstXdnRelaySrc:max-queue packets; when it is
+ * full the oldest are dropped (#GstXdnRelaySrc:dropped), and a video track
+ * that lost packets waits for, and asks for, a keyframe again. An upstream
+ * force-key-unit event on a pad (a viewer's PLI/FIR through webrtcbin) is a
+ * keyframe request for that track. When the publisher goes away every pad
+ * gets EOS.
+ *
+ * One streaming thread per element serves all its pads: the subscription is
+ * one queue in publish order, so the pads keep the publisher's interleaving,
+ * and a node with many viewers runs one thread per viewer whatever the number
+ * of tracks.
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency ! \
+ *   rtph264pay config-interval=-1 ! xdnrelaysink stream=demo \
+ *   xdnrelaysrc stream=demo ! rtph264depay ! avdec_h264 ! videoconvert ! autovideosink
+ * ]|
+ */
+#include "gstxdnrelaysrc.h"
+
+#include <gst/base/gstflowcombiner.h>
+#include <gst/video/video.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "xdn-gref.h"
+#include "xdn-relay-transport.h"
+#include "xdn-stream-name.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_xdn_relay_src_debug);
+#define GST_CAT_DEFAULT gst_xdn_relay_src_debug
+
+using namespace xdn;
+using namespace xdn::relay;
+
+namespace {
+
+constexpr guint kDefaultMaxQueue = 1024;
+
+struct SrcTrack {
+  GRef<GstPad> pad;
+  TrackKind kind = TrackKind::Other;
+  bool eos = false;
+};
+
+}  // namespace
+
+struct GstXdnRelaySrcPrivate {
+  std::mutex settingsLock;  /* protects the four settings below */
+  std::string stream;
+  std::string uri;
+  guint maxQueue = kDefaultMaxQueue;
+  bool waitForStream = false;
+
+  std::mutex stateLock;     /* protects subscription, tracks, droppedBefore */
+  std::shared_ptr<StreamSubscription> subscription;  /* PAUSED and PLAYING */
+  std::map<guint, SrcTrack> tracks;                  /* by track id */
+  SubscriptionStats before;  /* counters of subscriptions already closed */
+
+  /* Streaming thread only (and state changes while it is stopped). */
+  GstFlowCombiner *combiner = nullptr;
+  guint groupId = 0;
+  bool noMorePads = false;
+
+  GstTask *task = nullptr;
+  GRecMutex taskLock;
+};
+
+struct _GstXdnRelaySrc {
+  GstElement parent;
+  GstXdnRelaySrcPrivate *priv;
+};
+
+enum {
+  PROP_0,
+  PROP_STREAM,
+  PROP_URI,
+  PROP_MAX_QUEUE,
+  PROP_WAIT_FOR_STREAM,
+  PROP_DROPPED,
+  PROP_STATS,
+  N_PROPS
+};
+static GParamSpec *properties[N_PROPS];
+
+static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video_%u",
+    GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS ("application/x-rtp, media=(string)video"));
+static GstStaticPadTemplate audio_template = GST_STATIC_PAD_TEMPLATE ("audio_%u",
+    GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS ("application/x-rtp, media=(string)audio"));
+static GstStaticPadTemplate track_template = GST_STATIC_PAD_TEMPLATE ("track_%u",
+    GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS ("application/x-rtp"));
+
+#define gst_xdn_relay_src_parent_class parent_class
+G_DEFINE_TYPE_WITH_CODE (GstXdnRelaySrc, gst_xdn_relay_src, GST_TYPE_ELEMENT,
+    GST_DEBUG_CATEGORY_INIT (gst_xdn_relay_src_debug, "xdnrelaysrc", 0,
+        "OpenXDN relay source"));
+GST_ELEMENT_REGISTER_DEFINE (xdnrelaysrc, "xdnrelaysrc", GST_RANK_NONE,
+    GST_TYPE_XDN_RELAY_SRC);
+
+static guint
+pad_track (GstPad * pad)
+{
+  return GPOINTER_TO_UINT (gst_pad_get_element_private (pad));
+}
+
+static std::shared_ptr<StreamSubscription>
+current_subscription (GstXdnRelaySrc * self)
+{
+  std::lock_guard<std::mutex> l (self->priv->stateLock);
+  return self->priv->subscription;
+}
+
+static gboolean
+gst_xdn_relay_src_src_event (GstPad * pad, GstObject * parent, GstEvent * event)
+{
+  auto *self = GST_XDN_RELAY_SRC (parent);
+  gboolean ret = FALSE;
+
+  if (gst_video_event_is_force_key_unit (event)) {
+    const guint track = pad_track (pad);
+    GST_DEBUG_OBJECT (pad, "keyframe requested downstream on track %u", track);
+    if (auto sub = current_subscription (self)) {
+      try {
+        sub->requestKeyframe (track);
+      } catch (const std::exception &e) {
+        GST_WARNING_OBJECT (pad, "keyframe request failed: %s", e.what ());
+      }
+    }
+    ret = TRUE;
+  } else {
+    switch (GST_EVENT_TYPE (event)) {
+      case GST_EVENT_RECONFIGURE:
+      case GST_EVENT_LATENCY:
+      case GST_EVENT_QOS:
+        ret = TRUE;
+        break;
+      default:
+        /* Live relay: no seeking, nothing upstream to forward to. */
+        ret = FALSE;
+        break;
+    }
+  }
+  gst_event_unref (event);
+  return ret;
+}
+
+static gboolean
+gst_xdn_relay_src_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
+{
+  switch (GST_QUERY_TYPE (query)) {
+    case GST_QUERY_LATENCY:
+      /* Live, and buffers carry the time they were published at. */
+      gst_query_set_latency (query, TRUE, 0, GST_CLOCK_TIME_NONE);
+      return TRUE;
+    case GST_QUERY_SCHEDULING:
+      gst_query_set_scheduling (query, GST_SCHEDULING_FLAG_SEQUENTIAL, 1, -1, 0);
+      gst_query_add_scheduling_mode (query, GST_PAD_MODE_PUSH);
+      return TRUE;
+    default:
+      return gst_pad_query_default (pad, parent, query);
+  }
+}
+
+/* stream-start, caps, segment: stored sticky, sent before the first buffer. */
+static void
+gst_xdn_relay_src_start_pad (GstXdnRelaySrc * self, GstPad * pad, guint track, GstCaps * caps)
+{
+  std::string stream;
+  {
+    std::lock_guard<std::mutex> l (self->priv->settingsLock);
+    stream = self->priv->stream;
+  }
+  /* Stable: the same stream and track give the same id in every viewer. */
+  GUniquePtr<gchar> stream_id (g_strdup_printf ("xdnrelay/%s/%u", stream.c_str (), track));
+  GstEvent *ev = gst_event_new_stream_start (stream_id.get ());
+  gst_event_set_group_id (ev, self->priv->groupId);
+  gst_pad_push_event (pad, ev);
+  gst_pad_push_event (pad, gst_event_new_caps (caps));
+  GstSegment segment;
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  gst_pad_push_event (pad, gst_event_new_segment (&segment));
+}
+
+/* Adds the pad of a new track (or restarts the pad of a track that came
+ * back). Called with no lock held. */
+static void
+gst_xdn_relay_src_add_track (GstXdnRelaySrc * self, const TrackDescription & t)
+{
+  GstXdnRelaySrcPrivate *priv = self->priv;
+  GRef<GstPad> existing;
+  {
+    std::lock_guard<std::mutex> l (priv->stateLock);
+    auto it = priv->tracks.find (t.id);
+    if (it != priv->tracks.end ()) {
+      it->second.eos = false;
+      existing = it->second.pad;
+    }
+  }
+  if (existing) {
+    gst_xdn_relay_src_start_pad (self, existing.get (), t.id, t.caps.get ());
+    return;
+  }
+
+  GstStaticPadTemplate *tmpl = t.kind == TrackKind::Video ? &video_template
+      : t.kind == TrackKind::Audio ? &audio_template : &track_template;
+  GUniquePtr<gchar> name (g_strdup_printf ("%s_%u",
+      t.kind == TrackKind::Other ? "track" : trackKindName (t.kind), t.id));
+  auto templ = adoptGRef (gst_static_pad_template_get (tmpl));
+  GstPad *pad = gst_pad_new_from_template (GST_PAD_TEMPLATE (templ.get ()), name.get ());
+  gst_pad_set_element_private (pad, GUINT_TO_POINTER (t.id));
+  gst_pad_set_event_function (pad, GST_DEBUG_FUNCPTR (gst_xdn_relay_src_src_event));
+  gst_pad_set_query_function (pad, GST_DEBUG_FUNCPTR (gst_xdn_relay_src_src_query));
+  gst_pad_use_fixed_caps (pad);
+  gst_pad_set_active (pad, TRUE);
+  gst_xdn_relay_src_start_pad (self, pad, t.id, t.caps.get ());
+  {
+    std::lock_guard<std::mutex> l (priv->stateLock);
+    SrcTrack st;
+    st.pad = GRef<GstPad>::ref (pad);
+    st.kind = t.kind;
+    priv->tracks[t.id] = std::move (st);
+  }
+  gst_flow_combiner_add_pad (priv->combiner, pad);
+  GST_INFO_OBJECT (self, "track %u: pad %s, caps %" GST_PTR_FORMAT, t.id, name.get (),
+      t.caps.get ());
+  gst_element_add_pad (GST_ELEMENT (self), pad);
+}
+
+static GRef<GstPad>
+track_pad (GstXdnRelaySrc * self, guint track, bool *eos = nullptr)
+{
+  std::lock_guard<std::mutex> l (self->priv->stateLock);
+  auto it = self->priv->tracks.find (track);
+  if (it == self->priv->tracks.end ())
+    return nullptr;
+  if (eos)
+    *eos = it->second.eos;
+  return it->second.pad;
+}
+
+static void
+gst_xdn_relay_src_end_track (GstXdnRelaySrc * self, guint track)
+{
+  GRef<GstPad> pad;
+  {
+    std::lock_guard<std::mutex> l (self->priv->stateLock);
+    auto it = self->priv->tracks.find (track);
+    if (it == self->priv->tracks.end () || it->second.eos)
+      return;
+    it->second.eos = true;
+    pad = it->second.pad;
+  }
+  GST_INFO_OBJECT (pad.get (), "track %u ended", track);
+  gst_pad_push_event (pad.get (), gst_event_new_eos ());
+}
+
+static void
+gst_xdn_relay_src_end_all (GstXdnRelaySrc * self)
+{
+  std::vector<guint> ids;
+  {
+    std::lock_guard<std::mutex> l (self->priv->stateLock);
+    for (const auto &t : self->priv->tracks)
+      ids.push_back (t.first);
+  }
+  for (guint id : ids)
+    gst_xdn_relay_src_end_track (self, id);
+}
+
+static GstClockTime
+gst_xdn_relay_src_running_time_now (GstXdnRelaySrc * self)
+{
+  auto clock = adoptGRef (gst_element_get_clock (GST_ELEMENT (self)));
+  if (!clock)
+    return GST_CLOCK_TIME_NONE;
+  GstClockTime now = gst_clock_get_time (clock.get ());
+  GstClockTime base = gst_element_get_base_time (GST_ELEMENT (self));
+  return now > base ? now - base : 0;
+}
+
+/* Pushes one packet. Returns false when the task must pause. */
+static bool
+gst_xdn_relay_src_push_buffer (GstXdnRelaySrc * self, RelayEvent & ev)
+{
+  GstXdnRelaySrcPrivate *priv = self->priv;
+  bool eos = false;
+  GRef<GstPad> pad = track_pad (self, ev.track, &eos);
+  if (!pad || eos)
+    return true;
+
+  /* The buffer is shared with the publisher and the other subscribers: make
+   * it writable copies the small GstBuffer, not the packet, so that this
+   * pipeline's timestamps can be set on it. */
+  GstBuffer *buf = gst_buffer_make_writable (ev.buffer.release ());
+  GST_BUFFER_PTS (buf) = GST_CLOCK_TIME_IS_VALID (ev.runningTime)
+      ? ev.runningTime : gst_xdn_relay_src_running_time_now (self);
+  GST_BUFFER_DTS (buf) = GST_CLOCK_TIME_NONE;
+  if (ev.discont)
+    GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
+  else
+    GST_BUFFER_FLAG_UNSET (buf, GST_BUFFER_FLAG_DISCONT);
+  if (ev.keyframe)
+    GST_BUFFER_FLAG_UNSET (buf, GST_BUFFER_FLAG_DELTA_UNIT);
+
+  GstFlowReturn ret = gst_pad_push (pad.get (), buf);
+  if (ret == GST_FLOW_EOS) {
+    std::lock_guard<std::mutex> l (priv->stateLock);
+    auto it = priv->tracks.find (ev.track);
+    if (it != priv->tracks.end ())
+      it->second.eos = true;
+  }
+  GstFlowReturn combined = gst_flow_combiner_update_pad_flow (priv->combiner, pad.get (), ret);
+  if (combined == GST_FLOW_OK)
+    return true;
+  if (combined == GST_FLOW_FLUSHING) {
+    GST_DEBUG_OBJECT (self, "flushing, pausing");
+    return false;
+  }
+  if (combined == GST_FLOW_EOS) {
+    GST_INFO_OBJECT (self, "every pad is EOS downstream, pausing");
+    return false;
+  }
+  GST_ELEMENT_FLOW_ERROR (self, combined);
+  gst_xdn_relay_src_end_all (self);
+  return false;
+}
+
+static void
+gst_xdn_relay_src_loop (gpointer user_data)
+{
+  auto *self = GST_XDN_RELAY_SRC (user_data);
+  GstXdnRelaySrcPrivate *priv = self->priv;
+  bool keep_going = true;
+
+  auto sub = current_subscription (self);
+  if (!sub) {
+    gst_task_pause (priv->task);
+    return;
+  }
+  try {
+    RelayEvent ev;
+    if (!sub->pop (ev))
+      return;  /* interrupted: the task is being paused or stopped */
+
+    switch (ev.type) {
+      case RelayEvent::Type::TrackAdded:{
+        TrackDescription t;
+        t.id = ev.track;
+        t.kind = ev.kind;
+        t.caps = ev.caps;
+        gst_xdn_relay_src_add_track (self, t);
+        if (!priv->noMorePads) {
+          priv->noMorePads = true;
+          gst_element_no_more_pads (GST_ELEMENT (self));
+        }
+        break;
+      }
+      case RelayEvent::Type::CapsChanged:
+        if (auto pad = track_pad (self, ev.track)) {
+          GST_DEBUG_OBJECT (pad.get (), "new caps %" GST_PTR_FORMAT, ev.caps.get ());
+          gst_pad_push_event (pad.get (), gst_event_new_caps (ev.caps.get ()));
+        }
+        break;
+      case RelayEvent::Type::Buffer:
+        keep_going = gst_xdn_relay_src_push_buffer (self, ev);
+        break;
+      case RelayEvent::Type::TrackEnded:
+        gst_xdn_relay_src_end_track (self, ev.track);
+        break;
+      case RelayEvent::Type::StreamEnded:
+        GST_INFO_OBJECT (self, "stream %s ended", sub->streamName ().c_str ());
+        gst_xdn_relay_src_end_all (self);
+        keep_going = false;
+        break;
+    }
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, (nullptr), ("%s", e.what ()));
+    gst_xdn_relay_src_end_all (self);
+    keep_going = false;
+  }
+  if (!keep_going)
+    gst_task_pause (priv->task);
+}
+
+/* READY->PAUSED. Posts an element error and returns false on failure. */
+static bool
+gst_xdn_relay_src_subscribe (GstXdnRelaySrc * self)
+{
+  GstXdnRelaySrcPrivate *priv = self->priv;
+  std::string stream, uri;
+  SubscriptionOptions options;
+  {
+    std::lock_guard<std::mutex> l (priv->settingsLock);
+    stream = priv->stream;
+    uri = priv->uri;
+    options.maxQueue = priv->maxQueue;
+    options.waitForStream = priv->waitForStream;
+  }
+  std::shared_ptr<StreamSubscription> sub;
+  try {
+    sub = transportForUri (uri).subscribe (stream, options);
+  } catch (const RelayError &e) {
+    if (e.code () == RelayError::Code::NotFound)
+      GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+          ("stream \"%s\" is not published", stream.c_str ()), ("%s", e.what ()));
+    else
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("Cannot subscribe to stream \"%s\": %s", stream.c_str (), e.what ()), (nullptr));
+    return false;
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+        ("Cannot subscribe to stream \"%s\"", stream.c_str ()), ("%s", e.what ()));
+    return false;
+  }
+  sub->setInterrupted (true);  /* until PLAYING */
+  {
+    std::lock_guard<std::mutex> l (priv->stateLock);
+    priv->subscription = sub;
+  }
+  priv->groupId = gst_util_group_id_next ();
+  priv->noMorePads = false;
+  GST_INFO_OBJECT (self, "subscribed to stream %s", stream.c_str ());
+  return true;
+}
+
+static void
+gst_xdn_relay_src_add_initial_pads (GstXdnRelaySrc * self)
+{
+  auto sub = current_subscription (self);
+  if (!sub)
+    return;
+  auto tracks = sub->initialTracks ();
+  for (const auto &t : tracks)
+    gst_xdn_relay_src_add_track (self, t);
+  /* With no track yet, no-more-pads waits for the first one: a launch line's
+   * delayed link must not give up on an empty stream. */
+  if (!tracks.empty ()) {
+    self->priv->noMorePads = true;
+    gst_element_no_more_pads (GST_ELEMENT (self));
+  }
+}
+
+static void
+gst_xdn_relay_src_unsubscribe (GstXdnRelaySrc * self)
+{
+  GstXdnRelaySrcPrivate *priv = self->priv;
+  std::shared_ptr<StreamSubscription> sub;
+  std::map<guint, SrcTrack> tracks;
+  {
+    std::lock_guard<std::mutex> l (priv->stateLock);
+    sub = std::move (priv->subscription);
+    tracks.swap (priv->tracks);
+    if (sub) {
+      SubscriptionStats s = sub->stats ();
+      priv->before.packets += s.packets;
+      priv->before.bytes += s.bytes;
+      priv->before.dropped += s.dropped;
+    }
+  }
+  sub.reset ();  /* unsubscribes; queued buffers are released */
+  for (auto &t : tracks) {
+    gst_flow_combiner_remove_pad (priv->combiner, t.second.pad.get ());
+    gst_pad_set_active (t.second.pad.get (), FALSE);
+    gst_element_remove_pad (GST_ELEMENT (self), t.second.pad.get ());
+  }
+}
+
+static GstStateChangeReturn
+gst_xdn_relay_src_do_change_state (GstElement * element, GstStateChange transition)
+{
+  auto *self = GST_XDN_RELAY_SRC (element);
+  GstXdnRelaySrcPrivate *priv = self->priv;
+
+  switch (transition) {
+    case GST_STATE_CHANGE_NULL_TO_READY:{
+      std::string stream, uri;
+      {
+        std::lock_guard<std::mutex> l (priv->settingsLock);
+        stream = priv->stream;
+        uri = priv->uri;
+      }
+      try {
+        transportForUri (uri);
+      } catch (const RelayError &e) {
+        GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()), (nullptr));
+        return GST_STATE_CHANGE_FAILURE;
+      }
+      std::string why = streamNameError (stream);
+      if (!why.empty ()) {
+        GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+            ("Invalid stream name \"%s\": %s", stream.c_str (), why.c_str ()), (nullptr));
+        return GST_STATE_CHANGE_FAILURE;
+      }
+      break;
+    }
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      if (!gst_xdn_relay_src_subscribe (self))
+        return GST_STATE_CHANGE_FAILURE;
+      break;
+    case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
+      if (auto sub = current_subscription (self)) {
+        sub->setInterrupted (true);
+        sub->setTimeBase (nullptr, 0);
+      }
+      gst_task_pause (priv->task);
+      break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      if (auto sub = current_subscription (self))
+        sub->setInterrupted (true);
+      gst_task_stop (priv->task);
+      break;
+    default:
+      break;
+  }
+
+  GstStateChangeReturn ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (ret == GST_STATE_CHANGE_FAILURE) {
+    if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+      gst_xdn_relay_src_unsubscribe (self);
+    return ret;
+  }
+
+  switch (transition) {
+    case GST_STATE_CHANGE_READY_TO_PAUSED:
+      gst_xdn_relay_src_add_initial_pads (self);
+      ret = GST_STATE_CHANGE_NO_PREROLL;
+      break;
+    case GST_STATE_CHANGE_PAUSED_TO_PLAYING:
+      if (auto sub = current_subscription (self)) {
+        auto clock = adoptGRef (gst_element_get_clock (element));
+        sub->setTimeBase (clock.get (), gst_element_get_base_time (element));
+        sub->setInterrupted (false);
+      }
+      gst_task_start (priv->task);
+      break;
+    case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
+      ret = GST_STATE_CHANGE_NO_PREROLL;
+      break;
+    case GST_STATE_CHANGE_PAUSED_TO_READY:
+      gst_task_join (priv->task);
+      gst_xdn_relay_src_unsubscribe (self);
+      gst_flow_combiner_reset (priv->combiner);
+      break;
+    default:
+      break;
+  }
+  return ret;
+}
+
+static GstStateChangeReturn
+gst_xdn_relay_src_change_state (GstElement * element, GstStateChange transition)
+{
+  try {
+    return gst_xdn_relay_src_do_change_state (element, transition);
+  } catch (const std::exception &e) {
+    GST_ELEMENT_ERROR (element, CORE, STATE_CHANGE, (nullptr),
+        ("%s: %s", gst_state_change_get_name (transition), e.what ()));
+    return GST_STATE_CHANGE_FAILURE;
+  }
+}
+
+static GstStructure *
+gst_xdn_relay_src_stats (GstXdnRelaySrc * self)
+{
+  GstXdnRelaySrcPrivate *priv = self->priv;
+  std::string stream;
+  {
+    std::lock_guard<std::mutex> l (priv->settingsLock);
+    stream = priv->stream;
+  }
+  SubscriptionStats s;
+  bool subscribed;
+  guint pads = 0;
+  {
+    std::lock_guard<std::mutex> l (priv->stateLock);
+    s = priv->before;
+    subscribed = priv->subscription != nullptr;
+    if (priv->subscription) {
+      SubscriptionStats now = priv->subscription->stats ();
+      s.packets += now.packets;
+      s.bytes += now.bytes;
+      s.dropped += now.dropped;
+      s.queued = now.queued;
+    }
+    pads = priv->tracks.size ();
+  }
+  return gst_structure_new ("xdnrelaysrc-stats",
+      "stream", G_TYPE_STRING, stream.c_str (),
+      "subscribed", G_TYPE_BOOLEAN, subscribed,
+      "pads", G_TYPE_UINT, pads,
+      "packets", G_TYPE_UINT64, s.packets,
+      "bytes", G_TYPE_UINT64, s.bytes,
+      "dropped", G_TYPE_UINT64, s.dropped,
+      "queued", G_TYPE_UINT64, guint64 (s.queued), nullptr);
+}
+
+static void
+gst_xdn_relay_src_set_property (GObject * object, guint prop_id,
+    const GValue * value, GParamSpec * pspec)
+{
+  GstXdnRelaySrcPrivate *priv = GST_XDN_RELAY_SRC (object)->priv;
+  std::lock_guard<std::mutex> l (priv->settingsLock);
+  switch (prop_id) {
+    case PROP_STREAM:{
+      const gchar *s = g_value_get_string (value);
+      priv->stream = s ? s : "";
+      break;
+    }
+    case PROP_URI:{
+      const gchar *s = g_value_get_string (value);
+      priv->uri = s ? s : "";
+      break;
+    }
+    case PROP_MAX_QUEUE:
+      priv->maxQueue = g_value_get_uint (value);
+      break;
+    case PROP_WAIT_FOR_STREAM:
+      priv->waitForStream = g_value_get_boolean (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+}
+
+static void
+gst_xdn_relay_src_get_property (GObject * object, guint prop_id, GValue * value,
+    GParamSpec * pspec)
+{
+  auto *self = GST_XDN_RELAY_SRC (object);
+  GstXdnRelaySrcPrivate *priv = self->priv;
+  if (prop_id == PROP_STATS || prop_id == PROP_DROPPED) {
+    GstStructure *s;
+    try {
+      s = gst_xdn_relay_src_stats (self);
+    } catch (const std::exception &e) {
+      GST_ERROR_OBJECT (self, "stats: %s", e.what ());
+      return;
+    }
+    if (prop_id == PROP_STATS) {
+      g_value_take_boxed (value, s);
+    } else {
+      guint64 dropped = 0;
+      gst_structure_get_uint64 (s, "dropped", &dropped);
+      g_value_set_uint64 (value, dropped);
+      gst_structure_free (s);
+    }
+    return;
+  }
+  std::lock_guard<std::mutex> l (priv->settingsLock);
+  switch (prop_id) {
+    case PROP_STREAM:
+      g_value_set_string (value, priv->stream.empty () ? nullptr : priv->stream.c_str ());
+      break;
+    case PROP_URI:
+      g_value_set_string (value, priv->uri.empty () ? nullptr : priv->uri.c_str ());
+      break;
+    case PROP_MAX_QUEUE:
+      g_value_set_uint (value, priv->maxQueue);
+      break;
+    case PROP_WAIT_FOR_STREAM:
+      g_value_set_boolean (value, priv->waitForStream);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+}
+
+static void
+gst_xdn_relay_src_init (GstXdnRelaySrc * self)
+{
+  auto *priv = new GstXdnRelaySrcPrivate ();
+  self->priv = priv;
+  priv->combiner = gst_flow_combiner_new ();
+  g_rec_mutex_init (&priv->taskLock);
+  priv->task = gst_task_new (gst_xdn_relay_src_loop, self, nullptr);
+  gst_task_set_lock (priv->task, &priv->taskLock);
+  GST_OBJECT_FLAG_SET (self, GST_ELEMENT_FLAG_SOURCE);
+}
+
+static void
+gst_xdn_relay_src_finalize (GObject * object)
+{
+  GstXdnRelaySrcPrivate *priv = GST_XDN_RELAY_SRC (object)->priv;
+  gst_task_stop (priv->task);
+  gst_task_join (priv->task);
+  gst_object_unref (priv->task);
+  g_rec_mutex_clear (&priv->taskLock);
+  gst_flow_combiner_free (priv->combiner);
+  delete priv;
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_xdn_relay_src_class_init (GstXdnRelaySrcClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+
+  gobject_class->set_property = gst_xdn_relay_src_set_property;
+  gobject_class->get_property = gst_xdn_relay_src_get_property;
+  gobject_class->finalize = gst_xdn_relay_src_finalize;
+
+  /**
+   * GstXdnRelaySrc:stream:
+   *
+   * Name of the stream to subscribe to.
+   */
+  properties[PROP_STREAM] = g_param_spec_string ("stream", "Stream",
+      "Name of the stream to subscribe to", nullptr,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySrc:uri:
+   *
+   * Remote node to pull from (`srt://host:port`). Empty: the in-process hub.
+   * Reserved: only the hub is available now.
+   */
+  properties[PROP_URI] = g_param_spec_string ("uri", "URI",
+      "Remote node to subscribe from (srt://...); empty for the in-process hub", nullptr,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySrc:max-queue:
+   *
+   * Packets this subscriber may have waiting; when full the oldest are dropped.
+   */
+  properties[PROP_MAX_QUEUE] = g_param_spec_uint ("max-queue", "Max queue",
+      "Packets waiting per subscription before the oldest are dropped",
+      1, G_MAXUINT, kDefaultMaxQueue,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySrc:wait-for-stream:
+   *
+   * When the stream is not published on READY->PAUSED: wait for it (TRUE)
+   * or fail with an error (FALSE).
+   */
+  properties[PROP_WAIT_FOR_STREAM] = g_param_spec_boolean ("wait-for-stream",
+      "Wait for stream", "Wait for the stream to be published instead of failing",
+      FALSE,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySrc:dropped:
+   *
+   * Packets dropped because this subscriber's queue was full.
+   */
+  properties[PROP_DROPPED] = g_param_spec_uint64 ("dropped", "Dropped",
+      "Packets dropped because the queue was full", 0, G_MAXUINT64, 0,
+      (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  /**
+   * GstXdnRelaySrc:stats:
+   *
+   * `xdnrelaysrc-stats`: stream (string), subscribed (boolean), pads (uint),
+   * packets, bytes, dropped, queued (guint64).
+   */
+  properties[PROP_STATS] = g_param_spec_boxed ("stats", "Stats",
+      "Subscription counters", GST_TYPE_STRUCTURE,
+      (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_properties (gobject_class, N_PROPS, properties);
+
+  gst_element_class_add_static_pad_template (element_class, &video_template);
+  gst_element_class_add_static_pad_template (element_class, &audio_template);
+  gst_element_class_add_static_pad_template (element_class, &track_template);
+  gst_element_class_set_static_metadata (element_class, "OpenXDN relay source",
+      "Source/Network/RTP", "Subscribes to a named stream of the relay hub",
+      "OpenXDN");
+
+  element_class->change_state = GST_DEBUG_FUNCPTR (gst_xdn_relay_src_change_state);
+}
