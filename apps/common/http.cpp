@@ -138,6 +138,9 @@ Server::dispatch (SoupServerMessage *msg, const char *raw_path)
   for (const auto &r : routes_) {
     if (path.compare (0, r.prefix.size (), r.prefix) != 0)
       continue;
+    /* The root route answers "/" only, not every path below it. */
+    if (r.prefix == "/" && path != "/")
+      continue;
     path_known = true;
     if (r.method != method)
       continue;

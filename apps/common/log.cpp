@@ -26,6 +26,7 @@ parseLogLevel (const std::string &text, LogLevel *level)
 void
 setLogLevel (LogLevel level)
 {
+  /* An explicit level wins over XDN_LOG_LEVEL. */
   std::call_once (env_once, [] {});
   min_level = static_cast<int> (level);
 }

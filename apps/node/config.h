@@ -32,7 +32,7 @@ struct NodeConfig {
   std::string demoStream = "demo";
   int demoWidth = 1280, demoHeight = 720, demoBitrateKbps = 1500;
   /* [log] */
-  std::string logLevel = "info";
+  std::string logLevel;  /* empty: XDN_LOG_LEVEL, else info */
 };
 
 /* Parses argv (and the key file it names). On error returns false with a

@@ -13,18 +13,30 @@ main (int argc, char **argv)
 {
   gst_init (&argc, &argv);
 
+  /* Find the xdn plugin next to this build or where it was installed when
+   * GST_PLUGIN_PATH does not name it. */
+  GstRegistry *registry = gst_registry_get ();
+  GstPlugin *plugin = gst_registry_find_plugin (registry, "xdn");
+  if (plugin)
+    gst_object_unref (plugin);
+  else
+    for (const char *dir : {XDN_PLUGIN_BUILD_DIR, XDN_PLUGIN_INSTALL_DIR})
+      gst_registry_scan_path (registry, dir);
+
   xdn::NodeConfig config;
   std::string error;
   if (!xdn::loadNodeConfig (&argc, &argv, &config, &error)) {
     fprintf (stderr, "xdn-node: %s\n", error.c_str ());
     return 2;
   }
-  xdn::LogLevel level;
-  if (!xdn::parseLogLevel (config.logLevel, &level)) {
-    fprintf (stderr, "xdn-node: unknown log level '%s'\n", config.logLevel.c_str ());
-    return 2;
+  if (!config.logLevel.empty ()) {
+    xdn::LogLevel level;
+    if (!xdn::parseLogLevel (config.logLevel, &level)) {
+      fprintf (stderr, "xdn-node: unknown log level '%s'\n", config.logLevel.c_str ());
+      return 2;
+    }
+    xdn::setLogLevel (level);
   }
-  xdn::setLogLevel (level);
 
   GMainLoop *loop = g_main_loop_new (nullptr, FALSE);
   auto quit = [] (gpointer data) -> gboolean {

@@ -82,11 +82,8 @@ Node::start (std::string *error)
   http_.route ("GET", "/static/", [this] (SoupServerMessage *m, const std::string &rest) {
     handleResource (m, rest);
   });
-  http_.route ("GET", "/", [this] (SoupServerMessage *m, const std::string &rest) {
-    if (!rest.empty ())
-      http::respondError (m, SOUP_STATUS_NOT_FOUND, "no such resource: /" + rest);
-    else
-      handleResource (m, "index.html");
+  http_.route ("GET", "/", [this] (SoupServerMessage *m, const std::string &) {
+    handleResource (m, "index.html");
   });
 
   if (!http_.listen (error))

@@ -74,7 +74,7 @@ class Node:
     def start(self, timeout=15):
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+                                     env=gst_env(), start_new_session=True)
         wait_for(lambda: self.proc.poll() is None and
                  http("GET", self.url + "/api/v1/streams", timeout=1)[0] == 200,
                  timeout, f"xdn-node on port {self.http_port} to answer")
