@@ -117,6 +117,14 @@ struct SrtIngestServer::Publisher {
   std::atomic<uint64_t> bytes{0};
   std::atomic<bool> failed{false};
 
+  /* Held while a branch is built and brought to PLAYING, and while the
+   * teardown marks the pipeline as going down: a branch is either complete
+   * before the pipeline goes to NULL (and goes down with it) or never
+   * built. Separate from @lock because bringing a branch up may post an
+   * error message synchronously. */
+  std::mutex buildLock;
+  bool tearingDown = false;     /* protected by buildLock */
+
   std::mutex lock;              /* protects the fields below */
   std::condition_variable cond; /* eos or failed changed */
   bool eos = false;
@@ -175,7 +183,13 @@ SrtIngestServer::Publisher::onBusMessage (GstBus *, GstMessage *msg, gpointer da
 void
 SrtIngestServer::Publisher::onPadAdded (GstElement *, GstPad *pad, gpointer data)
 {
-  static_cast<Publisher *> (data)->linkTrack (pad);
+  auto *self = static_cast<Publisher *> (data);
+  std::lock_guard<std::mutex> guard (self->buildLock);
+  if (self->tearingDown) {
+    GST_DEBUG ("stream %s: not linking %s, tearing down", self->stream.c_str (), GST_PAD_NAME (pad));
+    return;
+  }
+  self->linkTrack (pad);
 }
 
 /* Streaming thread of tsdemux: one branch per elementary stream, ending in
@@ -891,6 +905,10 @@ SrtIngestServer::finish (const std::shared_ptr<Publisher> &p)
       std::unique_lock<std::mutex> guard (p->lock);
       p->cond.wait_for (guard, std::chrono::milliseconds (settings_.drainTimeoutMs),
           [&] { return p->eos || p->failed; });
+    }
+    {
+      std::lock_guard<std::mutex> guard (p->buildLock);
+      p->tearingDown = true;
     }
     gst_element_set_state (p->pipeline.get (), GST_STATE_NULL);
     GRef<GstBus> bus = adoptGRef (gst_element_get_bus (p->pipeline.get ()));
