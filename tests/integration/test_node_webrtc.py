@@ -82,6 +82,30 @@ class NodeWebRtc(unittest.TestCase):
         # The publisher vanished: the stream goes away.
         wait_for(lambda: self.node.stream(name) is None, 30, f"{name} to end after its publisher left")
 
+    def test_srt_publisher_plays_over_whep_with_latency_stamps(self):
+        """gst-launch publishes stamped H.264 + AAC as MPEG-TS over SRT; the
+        node transcodes AAC to Opus once and a WHEP viewer reads the stamps."""
+        name = "live/srt-cam"
+        uri = f"srt://127.0.0.1:{self.node.srt_port}?latency=60"
+        cmd = [GST_LAUNCH, "videotestsrc", "is-live=true", "pattern=ball", "!",
+               "video/x-raw,width=640,height=360,framerate=30/1", "!", "xdnlatencystamp", "!",
+               "x264enc", "tune=zerolatency", "speed-preset=ultrafast", "bitrate=800", "key-int-max=30", "!",
+               "h264parse", "!", "mpegtsmux", "name=mux", "alignment=7", "!", "srtsink", f"uri={uri}", f"streamid=#!::r={name},m=publish",
+               "wait-for-connection=false", "audiotestsrc", "is-live=true", "!", "audioconvert", "!",
+               "avenc_aac", "!", "aacparse", "!", "mux."]
+        pub = subprocess.Popen(cmd, env=gst_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+        try:
+            stream = self.node.wait_stream(name, timeout=20, tracks=2)
+            self.assertEqual(sorted(t["codec"] for t in stream["tracks"]), ["H264", "OPUS"])
+            s = play(self.node.whep_url(name))
+            print(f"SRT -> WHEP: {s}")
+            self.assertGreaterEqual(s["frames-read"], 50)
+        finally:
+            os.killpg(pub.pid, 15)
+            pub.wait(10)
+        wait_for(lambda: self.node.stream(name) is None, 30, f"{name} to end after its publisher left")
+
     def test_hostile_requests_get_clear_errors(self):
         url = self.node.url
         cases = [
