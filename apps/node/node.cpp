@@ -97,7 +97,9 @@ Node::start (std::string *error)
     srt.passphrase = config_.srtPassphrase;
     SrtIngestServer::Callbacks callbacks;
     callbacks.admit = [this] (const std::string &stream, const std::string &) {
-      return reserveStream (stream, "srt", "srt");
+      /* Open admission; the only refusal is a name already published. */
+      std::string conflict = reserveStream (stream, "srt", "srt");
+      return conflict.empty () ? SrtAdmission () : SrtAdmission::conflict (conflict);
     };
     callbacks.makeSink = [this] (const std::string &stream) { return makeRelaySink (stream, 0); };
     callbacks.onStarted = [] (const std::string &stream, const std::string &peer) {
@@ -546,6 +548,7 @@ Node::handleMetrics (SoupServerMessage *msg)
     m.sample ("xdn_srt_refused_total", stats.refused.conflict, {{"reason", "conflict"}});
     m.sample ("xdn_srt_refused_total", stats.refused.overload, {{"reason", "overload"}});
     m.sample ("xdn_srt_refused_total", stats.refused.badMode, {{"reason", "bad_mode"}});
+    m.sample ("xdn_srt_refused_total", stats.refused.badType, {{"reason", "bad_type"}});
   }
   http::respond (msg, SOUP_STATUS_OK, "text/plain; version=0.0.4", m.text ());
 }

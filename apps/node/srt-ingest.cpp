@@ -1,5 +1,6 @@
 #include "srt-ingest.h"
 
+#include "log.h"
 #include "srt-streamid.h"
 #include "xdn-gref.h"
 
@@ -149,6 +150,8 @@ SrtIngestServer::Publisher::onBusMessage (GstBus *, GstMessage *msg, gpointer da
       GST_WARNING ("stream %s from %s: pipeline error from %s: %s (%s)",
           self->stream.c_str (), self->peer.c_str (), GST_MESSAGE_SRC_NAME (msg),
           err->message, dbg ? dbg : "");
+      log (LogLevel::Warning, "srt.publish.error", {{"stream", self->stream},
+          {"peer", self->peer}, {"element", GST_MESSAGE_SRC_NAME (msg)}, {"error", err->message}});
       {
         std::lock_guard<std::mutex> guard (self->lock);
         if (self->failure.empty ())
@@ -224,8 +227,9 @@ SrtIngestServer::Publisher::linkTrack (GstPad *pad)
 
   GstBin *bin = GST_BIN (pipeline.get ());
   if (!kind) {
-    GST_WARNING ("stream %s: ignoring track %s with unsupported caps %s "
-        "(served: H.264, AAC, Opus)", stream.c_str (), GST_PAD_NAME (pad), capsText.get ());
+    log (LogLevel::Warning, "srt.track.ignored", {{"stream", stream},
+        {"track", GST_PAD_NAME (pad)}, {"caps", capsText.get ()},
+        {"reason", "not H.264, AAC or Opus"}});
     GstElement *fakesink = gst_element_factory_make ("fakesink", nullptr);
     g_object_set (fakesink, "sync", FALSE, "async", FALSE, nullptr);
     gst_bin_add (bin, fakesink);
@@ -499,9 +503,9 @@ SrtIngestServer::onConnectRequest (SRTSOCKET socket, const struct sockaddr *peer
       std::lock_guard<std::mutex> guard (lock_);
       refused_.*counter += 1;
     }
-    GUniquePtr<gchar> shown (g_strescape (raw.substr (0, 160).c_str (), nullptr));
-    GST_WARNING ("refusing SRT publisher from %s (streamid '%s'): %d %s", peer.c_str (),
-        shown.get (), code, why.c_str ());
+    GUniquePtr<gchar> shown (g_strescape (redactSrtStreamId (raw.substr (0, 160)).c_str (), nullptr));
+    log (LogLevel::Warning, "srt.publish.refused", {{"peer", peer},
+        {"streamid", shown.get ()}, {"code", std::to_string (code)}, {"reason", why}});
     srt_setrejectreason (socket, code);
     return -1;
   };
@@ -518,47 +522,46 @@ SrtIngestServer::onConnectRequest (SRTSOCKET socket, const struct sockaddr *peer
     }
   }
 
+  bool conflict = false, overload = false;
   {
     std::lock_guard<std::mutex> guard (lock_);
     if (stopping_) {
       srt_setrejectreason (socket, SRT_REJX_DOWN);
       return -1;
     }
-    if (reserved_.count (id.resource)) {
-      refused_.conflict++;
-      GST_WARNING ("refusing SRT publisher from %s: 1409 stream '%s' already has a publisher",
-          peer.c_str (), id.resource.c_str ());
-      srt_setrejectreason (socket, SRT_REJX_CONFLICT);
-      return -1;
-    }
-    if (reserved_.size () >= (size_t) settings_.maxPublishers) {
-      refused_.overload++;
-      GST_WARNING ("refusing SRT publisher of '%s' from %s: 1402 already %d publishers",
-          id.resource.c_str (), peer.c_str (), settings_.maxPublishers);
-      srt_setrejectreason (socket, SRT_REJX_OVERLOAD);
-      return -1;
-    }
-    /* Held while admit() runs, so two callers cannot both get the name. */
-    reserved_.insert (id.resource);
+    if (reserved_.count (id.resource))
+      conflict = true;
+    else if (reserved_.size () >= (size_t) settings_.maxPublishers)
+      overload = true;
+    else
+      reserved_.insert (id.resource);  /* held while admit() runs */
   }
+  if (conflict)
+    return refuse (SRT_REJX_CONFLICT, &SrtIngestRefusals::conflict,
+        "stream '" + id.resource + "' already has a publisher");
+  if (overload)
+    return refuse (SRT_REJX_OVERLOAD, &SrtIngestRefusals::overload,
+        "already " + std::to_string (settings_.maxPublishers) + " publishers");
 
-  std::string why;
+  SrtAdmission answer;
   if (callbacks_.admit) {
     try {
-      why = callbacks_.admit (id.resource, id.token);
+      answer = callbacks_.admit (id.resource, id.token);
     } catch (const std::exception &e) {
-      why = std::string ("admission failed: ") + e.what ();
+      answer = SrtAdmission (std::string ("admission failed: ") + e.what ());
     } catch (...) {
-      why = "admission failed";
+      answer = SrtAdmission ("admission failed");
     }
   }
-  if (!why.empty ()) {
+  if (!answer.admitted ()) {
     {
       std::lock_guard<std::mutex> guard (lock_);
       reserved_.erase (id.resource);
     }
-    return refuse (SRT_REJX_FORBIDDEN, &SrtIngestRefusals::forbidden,
-        "stream '" + id.resource + "': " + why);
+    const std::string why = "stream '" + id.resource + "': " + answer.reason;
+    if (answer.code == SRT_REJX_CONFLICT)
+      return refuse (SRT_REJX_CONFLICT, &SrtIngestRefusals::conflict, why);
+    return refuse (SRT_REJX_FORBIDDEN, &SrtIngestRefusals::forbidden, why);
   }
 
   auto pending = std::make_shared<Pending> ();
@@ -745,7 +748,7 @@ SrtIngestServer::startPublisher (SRTSOCKET s, const std::string &stream, const s
 }
 
 void
-SrtIngestServer::readFrom (const std::shared_ptr<Publisher> &p)
+SrtIngestServer::readFrom (std::shared_ptr<Publisher> p)
 {
   while (true) {
     GstBuffer *buf = gst_buffer_new_allocate (nullptr, kReadChunk, nullptr);
@@ -833,8 +836,8 @@ SrtIngestServer::expirePending ()
         || st == SRTS_CLOSING;
     if ((gone && now - it->second->since > std::chrono::milliseconds (500))
         || now - it->second->since > kPendingTimeout) {
-      GST_WARNING ("stream %s: SRT handshake from %s did not complete",
-          it->second->stream.c_str (), it->second->peer.c_str ());
+      log (LogLevel::Warning, "srt.publish.ended", {{"stream", it->second->stream},
+          {"peer", it->second->peer}, {"reason", "handshake did not complete"}});
       auto stub = std::make_shared<Publisher> ();
       stub->stream = it->second->stream;
       stub->peer = it->second->peer;
@@ -849,24 +852,25 @@ SrtIngestServer::expirePending ()
 }
 
 /* I/O thread: closes the socket and hands the pipeline to the teardown
- * thread. */
+ * thread. Takes @p by value: the caller's reference may be the entry of
+ * publishers_ that this erases. */
 void
-SrtIngestServer::endPublisher (const std::shared_ptr<Publisher> &p, std::string reason)
+SrtIngestServer::endPublisher (std::shared_ptr<Publisher> p, std::string reason)
 {
   if (p->socket != SRT_INVALID_SOCK) {
     if (epoll_ >= 0)
       srt_epoll_remove_usock (epoll_, p->socket);
     srt_close (p->socket);
   }
-  GST_INFO ("stream %s: SRT publisher %s ends: %s (%" G_GUINT64_FORMAT " bytes)",
-      p->stream.c_str (), p->peer.c_str (), reason.c_str (), (guint64) p->bytes);
+  log (LogLevel::Info, "srt.publish.ended", {{"stream", p->stream}, {"peer", p->peer},
+      {"reason", reason}, {"bytes", std::to_string (p->bytes)}});
   p->endReason = std::move (reason);
   p->drain = !p->failed;
   {
     std::lock_guard<std::mutex> guard (lock_);
     publishers_.erase (p->socket);
     bytesOfEnded_ += p->bytes;
-    ending_.push_back (p);
+    ending_.push_back (std::move (p));
   }
   endingCond_.notify_all ();
 }

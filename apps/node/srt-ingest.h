@@ -93,15 +93,35 @@ struct SrtIngestStats {
   SrtIngestRefusals refused;
 };
 
+/* The answer to a publish request. Made from a string: "" admits, any
+ * other text refuses with 1403 (forbidden) and says why. */
+struct SrtAdmission {
+  SrtAdmission () = default;
+  SrtAdmission (std::string refusal) : reason (std::move (refusal)) {}
+  SrtAdmission (const char *refusal) : reason (refusal ? refusal : "") {}
+  /* Refuses with 1409: the stream is published by other means (WHIP). */
+  static SrtAdmission conflict (std::string why)
+  {
+    SrtAdmission a (std::move (why));
+    a.code = 1409;
+    return a;
+  }
+  bool admitted () const { return reason.empty (); }
+
+  std::string reason;
+  int code = 1403;   /* SRT rejection code when refused */
+};
+
 class SrtIngestServer {
 public:
   struct Callbacks {
     /* Decides on a publish request: returns "" to admit, else the reason
-     * of the refusal (the caller sees 1403). Called on libsrt's receiver
-     * thread during the handshake, so it must answer quickly. An admitted
-     * name stays reserved (later publishers of it get 1409) until onEnded
-     * has returned. @token may be empty. Unset: everyone is admitted. */
-    std::function<std::string (const std::string &stream, const std::string &token)> admit;
+     * of the refusal (the caller sees 1403, or 1409 with
+     * SrtAdmission::conflict). Called on libsrt's receiver thread during
+     * the handshake, so it must answer quickly. An admitted name stays
+     * reserved (later publishers of it get 1409) until onEnded has
+     * returned. @token may be empty. Unset: everyone is admitted. */
+    std::function<SrtAdmission (const std::string &stream, const std::string &token)> admit;
     /* Builds the element that takes the stream's RTP tracks: it has
      * request sink pads "sink_%u" taking application/x-rtp. Returns a new
      * (floating or full) reference; nullptr ends the publisher. Called on
@@ -143,11 +163,11 @@ private:
 
   void ioLoop ();
   void acceptOne ();
-  void readFrom (const std::shared_ptr<Publisher> &publisher);
+  void readFrom (std::shared_ptr<Publisher> publisher);
   void checkPublishers ();
   void expirePending ();
   void startPublisher (int socket, const std::string &stream, const std::string &peer);
-  void endPublisher (const std::shared_ptr<Publisher> &publisher, std::string reason);
+  void endPublisher (std::shared_ptr<Publisher> publisher, std::string reason);
 
   void teardownLoop ();
   void finish (const std::shared_ptr<Publisher> &publisher);

@@ -51,6 +51,34 @@ srtStreamIdModeName (SrtStreamId::Mode mode)
   return "?";
 }
 
+std::string
+redactSrtStreamId (const std::string &text)
+{
+  if (text.compare (0, 2, "#!") != 0)
+    return text;
+  std::string out;
+  size_t pos = 0;
+  while (pos < text.size ()) {
+    size_t comma = text.find (',', pos);
+    if (comma == std::string::npos)
+      comma = text.size ();
+    std::string item = text.substr (pos, comma - pos);
+    /* The first item carries the "#!::" prefix. */
+    size_t keyStart = pos == 0 && item.compare (0, 4, kAccessControlPrefix) == 0 ? 4 : 0;
+    size_t eq = item.find ('=');
+    if (eq != std::string::npos && eq > keyStart) {
+      std::string key = item.substr (keyStart, eq - keyStart);
+      if (key == "s" || key == "t")
+        item = item.substr (0, eq + 1) + "***";
+    }
+    out += item;
+    if (comma < text.size ())
+      out += ',';
+    pos = comma + 1;
+  }
+  return out;
+}
+
 SrtStreamIdError
 parseSrtStreamId (const std::string &text, SrtStreamId *out)
 {

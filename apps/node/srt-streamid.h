@@ -58,4 +58,8 @@ SrtStreamIdError parseSrtStreamId (const std::string &text, SrtStreamId *out);
 
 const char *srtStreamIdModeName (SrtStreamId::Mode mode);
 
+/* @text with the values of the keys that may carry a token (s, t) replaced
+ * by `***`, for log lines. */
+std::string redactSrtStreamId (const std::string &text);
+
 }  // namespace xdn

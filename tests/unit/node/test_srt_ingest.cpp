@@ -267,6 +267,17 @@ public:
     }
     return 0;
   }
+  /* As connect(), but retries for a while on 1409: the name of an ended
+   * publisher is free only once onEnded has returned. */
+  int connectWhenFree (int port, const std::string &streamId)
+  {
+    int r = connect (port, streamId);
+    for (int i = 0; i < 40 && r == SRT_REJX_CONFLICT; i++) {
+      std::this_thread::sleep_for (50ms);
+      r = connect (port, streamId);
+    }
+    return r;
+  }
   bool send (const char *data, size_t len)
   {
     for (size_t off = 0; off < len; off += 1316) {
@@ -401,9 +412,11 @@ protected:
   SrtIngestServer::Callbacks callbacks ()
   {
     SrtIngestServer::Callbacks cb;
-    cb.admit = [this] (const std::string &stream, const std::string &token) -> std::string {
+    cb.admit = [] (const std::string &stream, const std::string &token) -> xdn::SrtAdmission {
       if (stream == "live/forbidden" || token == "bad-token")
         return "token refused";
+      if (stream == "live/whip")
+        return xdn::SrtAdmission::conflict ("published over WHIP");
       return "";
     };
     cb.makeSink = [this] (const std::string &stream) -> GstElement * {
@@ -501,6 +514,37 @@ TEST_F (SrtIngest, FfmpegPublishesH264AndOpus)
   EXPECT_GT (server_->stats ().bytesReceived, 0u);
 }
 
+TEST_F (SrtIngest, OpusInTsIsPassedThrough)
+{
+  if (!haveProgram ("ffmpeg"))
+    GTEST_SKIP () << "ffmpeg not installed";
+  startServer ();
+  Child ffmpeg ("ffmpeg -nostdin -loglevel warning -re -f lavfi -i testsrc2=size=320x180:rate=30 "
+      "-f lavfi -i sine=frequency=440:sample_rate=48000 -c:v libx264 -preset ultrafast "
+      "-tune zerolatency -g 30 -c:a libopus -t 3 -f mpegts '" +
+      srtUrl ("#!::r=live/opus,m=publish", "&latency=120000") + "'", tmpDir_ + "/ffmpeg-opus.log");
+  EXPECT_TRUE (waitPackets ("live/opus", 30, 20, 15s)) << ffmpeg.output ();
+  EXPECT_EQ (ffmpeg.wait (15s), 0) << ffmpeg.output ();
+  EXPECT_TRUE (waitEnded ("live/opus", 1, 8s));
+}
+
+TEST_F (SrtIngest, StreamWithoutUsableTrackIsEnded)
+{
+  if (!haveProgram ("ffmpeg"))
+    GTEST_SKIP () << "ffmpeg not installed";
+  SrtIngestSettings settings;
+  settings.trackTimeoutMs = 1500;
+  startServer (settings);
+  /* MPEG-1 video and MP2 audio: demuxed, neither is served. */
+  Child ffmpeg ("ffmpeg -nostdin -loglevel warning -re -f lavfi -i testsrc2=size=320x180:rate=30 "
+      "-f lavfi -i sine=frequency=440:sample_rate=48000 -c:v mpeg1video -c:a mp2 -t 10 -f mpegts '" +
+      srtUrl ("#!::r=live/mp2,m=publish") + "'", tmpDir_ + "/ffmpeg-mp2.log");
+  ASSERT_TRUE (waitEnded ("live/mp2", 1, 10s)) << ffmpeg.output ();
+  EXPECT_NE (endReason ("live/mp2").find ("track"), std::string::npos) << endReason ("live/mp2");
+  std::lock_guard<std::mutex> guard (observed_.lock);
+  EXPECT_TRUE (observed_.packets["live/mp2"].empty ());
+}
+
 TEST_F (SrtIngest, SrtLiveTransmitPublishesTsFile)
 {
   if (!haveProgram ("srt-live-transmit") || tsFile_.empty ())
@@ -543,12 +587,14 @@ TEST_F (SrtIngest, RefusesBadStreamIdsWithTheirCodes)
   EXPECT_EQ (c.connect (port_, "#!::r=live/x,m=publish,t=file"), SRT_REJX_NOTSUP_MEDIA);
   EXPECT_EQ (c.connect (port_, "#!::r=live/forbidden,m=publish"), SRT_REJX_FORBIDDEN);
   EXPECT_EQ (c.connect (port_, "#!::r=live/x,m=publish,s=bad-token"), SRT_REJX_FORBIDDEN);
+  EXPECT_EQ (c.connect (port_, "#!::r=live/whip,m=publish"), SRT_REJX_CONFLICT);
 
   auto stats = server_->stats ();
   EXPECT_EQ (stats.refused.badRequest, 3u);
   EXPECT_EQ (stats.refused.badMode, 2u);
   EXPECT_EQ (stats.refused.badType, 1u);
   EXPECT_EQ (stats.refused.forbidden, 2u);
+  EXPECT_EQ (stats.refused.conflict, 1u);
   EXPECT_EQ (stats.publishersAccepted, 0u);
   std::lock_guard<std::mutex> guard (observed_.lock);
   EXPECT_TRUE (observed_.started.empty ());
@@ -587,7 +633,7 @@ TEST_F (SrtIngest, SecondPublisherOfALiveStreamIsRefused)
   first.kill ();  /* vanishes without closing: ended by SRT's peer idle timeout */
   ASSERT_TRUE (waitEnded ("live/dup", 1, 15s));
   /* The name is free again. */
-  EXPECT_EQ (caller.connect (port_, "#!::r=live/dup,m=publish"), 0);
+  EXPECT_EQ (caller.connectWhenFree (port_, "#!::r=live/dup,m=publish"), 0);
 }
 
 TEST_F (SrtIngest, GarbageInsteadOfTsEndsThePublisherAndTheNextOneWorks)
@@ -610,7 +656,7 @@ TEST_F (SrtIngest, GarbageInsteadOfTsEndsThePublisherAndTheNextOneWorks)
   garbage.close ();
 
   Caller good;
-  ASSERT_EQ (good.connect (port_, "#!::r=live/g,m=publish"), 0);
+  ASSERT_EQ (good.connectWhenFree (port_, "#!::r=live/g,m=publish"), 0);
   std::string ts = readFile (tsFile_);
   ASSERT_TRUE (good.sendPaced (ts, ts.size ()));
   EXPECT_TRUE (waitPackets ("live/g", 10, 10, 10s));
@@ -638,7 +684,7 @@ TEST_F (SrtIngest, ManyConnectCyclesLeakNoThreadsOrPipelines)
   std::string ts = readFile (tsFile_);
   auto cycle = [&] (int i) {
     Caller c;
-    if (c.connect (port_, "#!::r=live/cycle,m=publish") != 0)
+    if (c.connectWhenFree (port_, "#!::r=live/cycle,m=publish") != 0)
       return false;
     const uint64_t before = server_->stats ().bytesReceived;
     const size_t offset = (i % 3) * 1316 * 10;
@@ -703,7 +749,12 @@ TEST_F (SrtIngest, PassphraseIsRequired)
   EXPECT_NE (c.connect (port_, "#!::r=live/enc,m=publish", "wrong passphrase"), 0);
   /* The failed handshakes gave the name back. */
   EXPECT_TRUE (waitEnded ("live/enc", 1, 8s));
-  EXPECT_EQ (c.connect (port_, "#!::r=live/enc,m=publish", "correct horse battery"), 0);
+  int r = c.connect (port_, "#!::r=live/enc,m=publish", "correct horse battery");
+  for (int i = 0; i < 40 && r == SRT_REJX_CONFLICT; i++) {
+    std::this_thread::sleep_for (50ms);
+    r = c.connect (port_, "#!::r=live/enc,m=publish", "correct horse battery");
+  }
+  EXPECT_EQ (r, 0);
   EXPECT_TRUE (observed_.waitFor (5s, [&] { return observed_.started.size () == 1; }));
 }
 

@@ -156,3 +156,12 @@ TEST (SrtStreamId, ValueMayContainEquals)
   ASSERT_EQ (kindOf ("#!::r=live/x,m=publish,s=YWJj==", &id), Kind::None);
   EXPECT_EQ (id.token, "YWJj==");
 }
+
+TEST (SrtStreamId, RedactionHidesTokens)
+{
+  EXPECT_EQ (xdn::redactSrtStreamId ("#!::r=live/x,m=publish,s=secret"), "#!::r=live/x,m=publish,s=***");
+  EXPECT_EQ (xdn::redactSrtStreamId ("#!::t=secret,r=live/x"), "#!::t=***,r=live/x");
+  EXPECT_EQ (xdn::redactSrtStreamId ("#!::r=live/x,m=publish"), "#!::r=live/x,m=publish");
+  EXPECT_EQ (xdn::redactSrtStreamId ("live/x"), "live/x");
+  EXPECT_EQ (xdn::redactSrtStreamId ("#!::r=a,,s=x,"), "#!::r=a,,s=***,");
+}
