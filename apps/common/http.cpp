@@ -82,10 +82,36 @@ onGotHeaders (SoupServerMessage *msg, gpointer user_data)
   }
 }
 
+/* A body without Content-Length (chunked) is counted as it arrives; past
+ * the limit the connection is dropped so that nothing more is buffered. */
+static void
+onGotChunk (SoupServerMessage *msg, GBytes *chunk, gpointer user_data)
+{
+  auto *self = static_cast<Server *> (user_data);
+  SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH)
+    return;  /* bounded in got-headers */
+  goffset total = GPOINTER_TO_SIZE (g_object_get_data (G_OBJECT (msg), "xdn-body-bytes"))
+      + g_bytes_get_size (chunk);
+  g_object_set_data (G_OBJECT (msg), "xdn-body-bytes", GSIZE_TO_POINTER (total));
+  if (total <= (goffset) self->settings ().maxBodyBytes)
+    return;
+  log (LogLevel::Warning, "http.body.too_large",
+      {{"path", g_uri_get_path (soup_server_message_get_uri (msg))},
+       {"bytes", std::to_string (total)}, {"peer", peerAddress (msg)}, {"detail", "chunked; connection dropped"}});
+  g_signal_handlers_disconnect_by_func (msg, (gpointer) onGotChunk, user_data);
+  GIOStream *stream = soup_server_message_steal_connection (msg);
+  if (stream) {
+    g_io_stream_close (stream, nullptr, nullptr);
+    g_object_unref (stream);
+  }
+}
+
 void
 Server::onRequestStarted (SoupServer *, SoupServerMessage *msg, gpointer self)
 {
   g_signal_connect (msg, "got-headers", G_CALLBACK (onGotHeaders), self);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (onGotChunk), self);
 }
 
 void

@@ -1,6 +1,7 @@
 """Whole-node tests on loopback: publish with xdnwhipsink, play with
 xdnwhepsrc, read the latency stamps; hostile WHIP/WHEP requests get clear
 errors while the node keeps serving."""
+import http.client as httpclient
 import os
 import re
 import subprocess
@@ -129,6 +130,20 @@ class NodeWebRtc(unittest.TestCase):
                     self.assertIn(b"error", answer)
                 self.assertEqual(hdrs.get("Access-Control-Allow-Origin"), "*")
         # The node still serves the demo.
+        self.assertIsNotNone(self.node.stream("demo"))
+
+    def test_endless_chunked_body_is_cut_off(self):
+        conn = httpclient.HTTPConnection("127.0.0.1", self.node.http_port, timeout=10)
+
+        def endless():
+            for _ in range(10000):  # 40 MB unless the node stops reading
+                yield b"a=x" * 1365 + b"\r\n"
+        with self.assertRaises((ConnectionError, httpclient.HTTPException, OSError)):
+            conn.request("POST", "/whip/chunked", body=endless(), encode_chunked=True,
+                         headers={"Content-Type": "application/sdp", "Transfer-Encoding": "chunked"})
+            conn.getresponse().read()
+        conn.close()
+        wait_for(lambda: "chunked; connection dropped" in self.node.logs(), 10, "the cut-off to be logged")
         self.assertIsNotNone(self.node.stream("demo"))
 
     def test_client_vanishing_mid_handshake_is_timed_out(self):
