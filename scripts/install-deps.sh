@@ -8,11 +8,13 @@ packages=(
   meson ninja-build pkg-config g++ libgtest-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   libnice-dev libsoup-3.0-dev libjson-glib-dev libsrt-gnutls-dev libglib2.0-dev-bin
+  libsqlite3-dev libpq-dev libssl-dev libsrtp2-dev
   # run
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
   # test peers
   ffmpeg srt-tools chromium chromium-driver nodejs iproute2 util-linux
+  postgresql
 )
 
 missing=()
