@@ -1,0 +1,117 @@
+/* Helpers shared by the fan-out unit tests. */
+#pragma once
+
+#include <cctype>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fanouttest {
+
+/* "00 01 a1 47" (any whitespace) -> bytes. */
+inline std::vector<uint8_t>
+hex (const std::string &text)
+{
+  std::vector<uint8_t> out;
+  int nibble = -1;
+  for (char ch : text) {
+    if (std::isspace (static_cast<unsigned char> (ch)))
+      continue;
+    int v = std::isdigit (static_cast<unsigned char> (ch)) ? ch - '0'
+        : std::tolower (static_cast<unsigned char> (ch)) - 'a' + 10;
+    if (nibble < 0) {
+      nibble = v;
+    } else {
+      out.push_back (static_cast<uint8_t> (nibble << 4 | v));
+      nibble = -1;
+    }
+  }
+  return out;
+}
+
+inline std::string
+toHex (const uint8_t *p, size_t n)
+{
+  static const char *digits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < n; i++) {
+    s += digits[p[i] >> 4];
+    s += digits[p[i] & 15];
+  }
+  return s;
+}
+
+inline std::string
+toHex (const std::vector<uint8_t> &v)
+{
+  return toHex (v.data (), v.size ());
+}
+
+/* A deterministic byte source for the tests (xorshift64*). */
+class Rng {
+public:
+  explicit Rng (uint64_t seed) : s_ (seed ? seed : 1) {}
+  uint64_t next ()
+  {
+    s_ ^= s_ >> 12;
+    s_ ^= s_ << 25;
+    s_ ^= s_ >> 27;
+    return s_ * 2685821657736338717ull;
+  }
+  uint8_t byte () { return static_cast<uint8_t> (next () >> 56); }
+  size_t below (size_t n) { return static_cast<size_t> (next () % n); }
+  void fill (uint8_t *p, size_t n)
+  {
+    for (size_t i = 0; i < n; i++)
+      p[i] = byte ();
+  }
+
+private:
+  uint64_t s_;
+};
+
+/* An RTP packet: version 2, @csrcs CSRCs, an optional one-word RFC 8285
+ * extension, @payload bytes of pattern. */
+inline std::vector<uint8_t>
+rtpPacket (uint16_t seq, uint32_t ts, uint32_t ssrc, size_t payload, uint8_t pt = 96,
+    int csrcs = 0, bool extension = false, uint8_t fill = 0)
+{
+  std::vector<uint8_t> p;
+  p.push_back (static_cast<uint8_t> (0x80 | (extension ? 0x10 : 0) | csrcs));
+  p.push_back (pt);
+  p.push_back (static_cast<uint8_t> (seq >> 8));
+  p.push_back (static_cast<uint8_t> (seq));
+  for (int i = 3; i >= 0; i--)
+    p.push_back (static_cast<uint8_t> (ts >> (8 * i)));
+  for (int i = 3; i >= 0; i--)
+    p.push_back (static_cast<uint8_t> (ssrc >> (8 * i)));
+  for (int c = 0; c < csrcs; c++)
+    for (int i = 0; i < 4; i++)
+      p.push_back (static_cast<uint8_t> (0x10 * c + i));
+  if (extension) {
+    const uint8_t ext[] = {0xBE, 0xDE, 0x00, 0x01, 0x10, 0xAA, 0x00, 0x00};
+    p.insert (p.end (), ext, ext + sizeof (ext));
+  }
+  for (size_t i = 0; i < payload; i++)
+    p.push_back (static_cast<uint8_t> (fill + i * 7 + (seq & 0xff)));
+  return p;
+}
+
+/* An RTCP compound-looking packet: a sender report of @ssrc plus filler. */
+inline std::vector<uint8_t>
+rtcpPacket (uint32_t ssrc, size_t extraWords, uint8_t fill = 0)
+{
+  size_t words = 6 + extraWords;  /* SR without report blocks is 7 words */
+  std::vector<uint8_t> p;
+  p.push_back (0x80);
+  p.push_back (200);
+  p.push_back (static_cast<uint8_t> (words >> 8));
+  p.push_back (static_cast<uint8_t> (words));
+  for (int i = 3; i >= 0; i--)
+    p.push_back (static_cast<uint8_t> (ssrc >> (8 * i)));
+  for (size_t i = 0; i < 4 * words; i++)
+    p.push_back (static_cast<uint8_t> (fill + i * 13));
+  return p;
+}
+
+}  // namespace fanouttest
