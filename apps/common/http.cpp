@@ -13,12 +13,21 @@ Server::Server (ServerSettings settings) : settings_ (std::move (settings))
   server_ = soup_server_new ("server-header", "openxdn", NULL);
   soup_server_add_handler (server_, nullptr, &Server::onRequest, this, nullptr);
   g_signal_connect (server_, "request-started", G_CALLBACK (&Server::onRequestStarted), this);
+  g_signal_connect (server_, "request-finished", G_CALLBACK (&Server::onRequestFinished), this);
 }
 
 Server::~Server ()
 {
   stop ();
   g_object_unref (server_);
+}
+
+void
+Server::websocket (const std::string &prefix, Handler accept, WebSocketOpen open)
+{
+  websocketRoutes_.push_back ({prefix, std::move (accept), std::move (open)});
+  std::stable_sort (websocketRoutes_.begin (), websocketRoutes_.end (),
+      [] (const WebSocketRoute &a, const WebSocketRoute &b) { return a.prefix.size () > b.prefix.size (); });
 }
 
 void
@@ -115,6 +124,90 @@ Server::onRequestStarted (SoupServer *, SoupServerMessage *msg, gpointer self)
 }
 
 void
+Server::onRequestFinished (SoupServer *, SoupServerMessage *msg, gpointer self)
+{
+  auto *server = static_cast<Server *> (self);
+  if (server->observer_)
+    server->observer_ (msg, soup_server_message_get_status (msg));
+}
+
+namespace {
+
+/* The upgrade in flight between the 101 answer and the stolen connection. */
+struct PendingWebSocket {
+  WebSocketOpen open;
+  std::string rest;
+};
+
+/* After the 101 is written: the connection leaves the HTTP server and
+ * becomes a WebSocket (what SoupServer does for its own WebSocket handlers,
+ * done here so that WebSocket paths can sit among ordinary routes). */
+void
+onWroteInformational (SoupServerMessage *msg, gpointer data)
+{
+  auto *pending = static_cast<PendingWebSocket *> (data);
+  if (soup_server_message_get_status (msg) != SOUP_STATUS_SWITCHING_PROTOCOLS)
+    return;
+  g_signal_handlers_disconnect_by_func (msg, (gpointer) onWroteInformational, data);
+  g_object_ref (msg);
+  GIOStream *stream = soup_server_message_steal_connection (msg);
+  if (stream) {
+    SoupWebsocketConnection *conn = soup_websocket_connection_new (stream,
+        soup_server_message_get_uri (msg), SOUP_WEBSOCKET_CONNECTION_SERVER,
+        soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Origin"),
+        nullptr, nullptr);
+    g_object_unref (stream);
+    try {
+      pending->open (conn, pending->rest);
+    } catch (const std::exception &e) {
+      log (LogLevel::Error, "http.websocket.failed", {{"error", e.what ()}});
+      soup_websocket_connection_close (conn, SOUP_WEBSOCKET_CLOSE_SERVER_ERROR, nullptr);
+    }
+    g_object_unref (conn);
+  }
+  g_object_unref (msg);
+}
+
+bool
+isWebSocketUpgrade (SoupServerMessage *msg)
+{
+  SoupMessageHeaders *h = soup_server_message_get_request_headers (msg);
+  return soup_message_headers_header_contains (h, "Upgrade", "websocket");
+}
+
+}  // namespace
+
+/* Returns true when @path is a WebSocket route and the upgrade was handled
+ * (answered, refused, or switched). */
+bool
+Server::dispatchWebSocket (SoupServerMessage *msg, const std::string &path)
+{
+  for (const auto &w : websocketRoutes_) {
+    if (path.compare (0, w.prefix.size (), w.prefix) != 0)
+      continue;
+    try {
+      w.accept (msg, path.substr (w.prefix.size ()));
+    } catch (const std::exception &e) {
+      log (LogLevel::Error, "http.handler.failed", {{"path", path}, {"error", e.what ()}});
+      respondError (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal error");
+    }
+    if (soup_server_message_get_status (msg) != 0)
+      return true;  /* refused */
+    /* Sets 101 and the handshake headers, or an error status. */
+    if (!soup_websocket_server_process_handshake (msg, nullptr, nullptr, nullptr, nullptr)) {
+      log (LogLevel::Warning, "http.websocket.bad_handshake", {{"path", path}, {"peer", peerAddress (msg)}});
+      return true;
+    }
+    g_signal_connect_data (msg, "wrote-informational", G_CALLBACK (onWroteInformational),
+        new PendingWebSocket{w.open, path.substr (w.prefix.size ())},
+        [] (gpointer data, GClosure *) { delete static_cast<PendingWebSocket *> (data); },
+        (GConnectFlags) 0);
+    return true;
+  }
+  return false;
+}
+
+void
 Server::onRequest (SoupServer *, SoupServerMessage *msg, const char *path,
     GHashTable *, gpointer self)
 {
@@ -159,6 +252,10 @@ Server::dispatch (SoupServerMessage *msg, const char *raw_path)
   }
   std::string path = decoded;
   g_free (decoded);
+
+  if (!websocketRoutes_.empty () && method == "GET" && isWebSocketUpgrade (msg) &&
+      dispatchWebSocket (msg, path))
+    return;
 
   bool path_known = false;
   for (const auto &r : routes_) {

@@ -20,6 +20,13 @@ struct ServerSettings {
 
 /* @rest: the part of the path after the route's prefix, percent-decoded. */
 using Handler = std::function<void (SoupServerMessage *msg, const std::string &rest)>;
+/* A WebSocket route: @accept sees the upgrade request like a Handler and
+ * refuses it by answering (respondError); left unanswered, the handshake
+ * completes and @open gets the connection (borrowed: take a reference to
+ * keep it). */
+using WebSocketOpen = std::function<void (SoupWebsocketConnection *conn, const std::string &rest)>;
+/* Sees every response the server finished (not upgraded connections). */
+using ResponseObserver = std::function<void (SoupServerMessage *msg, guint status)>;
 
 class Server {
 public:
@@ -31,6 +38,10 @@ public:
   /* Routes @method requests whose path starts with @prefix; the longest
    * prefix wins. A prefix ending in '/' matches that folder only. */
   void route (const std::string &method, const std::string &prefix, Handler handler);
+  /* Routes WebSocket upgrades (GET with `Upgrade: websocket`) under @prefix;
+   * other requests to that path go to the ordinary routes. */
+  void websocket (const std::string &prefix, Handler accept, WebSocketOpen open);
+  void observeResponses (ResponseObserver observer) { observer_ = std::move (observer); }
   bool listen (std::string *error);
   void stop ();
   int port () const { return settings_.port; }
@@ -45,12 +56,21 @@ private:
   };
   static void onRequest (SoupServer *, SoupServerMessage *msg, const char *path,
       GHashTable *query, gpointer self);
+  struct WebSocketRoute {
+    std::string prefix;
+    Handler accept;
+    WebSocketOpen open;
+  };
   static void onRequestStarted (SoupServer *, SoupServerMessage *msg, gpointer self);
+  static void onRequestFinished (SoupServer *, SoupServerMessage *msg, gpointer self);
   void dispatch (SoupServerMessage *msg, const char *path);
+  bool dispatchWebSocket (SoupServerMessage *msg, const std::string &path);
 
   ServerSettings settings_;
   SoupServer *server_ = nullptr;
   std::vector<Route> routes_;
+  std::vector<WebSocketRoute> websocketRoutes_;
+  ResponseObserver observer_;
 };
 
 void respond (SoupServerMessage *msg, guint status, const char *contentType,

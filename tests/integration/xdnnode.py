@@ -123,3 +123,329 @@ def gst_env():
     env = dict(os.environ)
     env.setdefault("GST_PLUGIN_PATH_1_0", os.path.join(BUILD_ROOT, "plugins", "xdn"))
     return env
+
+
+# ---------------------------------------------------------------- manager
+
+MANAGER_BINARY = os.path.join(BUILD_ROOT, "apps", "manager", "xdn-manager")
+
+
+class Manager:
+    """An xdn-manager process on loopback with its own port and log file.
+
+    @db: sqlite:PATH or postgresql://...; @token: the cluster token (sent by
+    request() unless told otherwise)."""
+
+    def __init__(self, db, *args, token="", heartbeat_ms=1000, origin_fanout=None, log_dir=None):
+        self.http_port = free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.token = token
+        self.heartbeat_ms = heartbeat_ms
+        self.args = [MANAGER_BINARY, "--http-address", "127.0.0.1", "--http-port", str(self.http_port),
+                     "--db", db, "--heartbeat-interval-ms", str(heartbeat_ms)]
+        if token:
+            self.args += ["--cluster-token", token]
+        if origin_fanout is not None:
+            self.args += ["--origin-fanout", str(origin_fanout)]
+        self.args += list(args)
+        log_dir = log_dir or os.path.join(BUILD_ROOT, "tests", "logs")
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_path = os.path.join(log_dir, f"xdn-manager-{self.http_port}.log")
+        self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self, timeout=15):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_for(lambda: self.proc.poll() is None and
+                 http("GET", self.url + "/healthz", timeout=1)[0] == 200,
+                 timeout, f"xdn-manager on port {self.http_port} to answer"
+                 + (f" (exited with {self.proc.returncode})" if self.proc.poll() is not None else ""))
+        return self
+
+    def stop(self, timeout=10, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+            except ProcessLookupError:
+                pass
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
+
+    def logs(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def request(self, method, path, body=None, token=None, headers=None, timeout=10):
+        """(status, parsed JSON or None, raw body). @token: None sends the
+        manager's token, "" sends none, anything else is sent as is."""
+        h = dict(headers or {})
+        token = self.token if token is None else token
+        if token:
+            h["Authorization"] = "Bearer " + token
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode()
+        status, _, raw = http(method, self.url + path, body, h, timeout)
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = None
+        return status, parsed, raw
+
+    def register(self, node_id, role, region="", http_url=None, srt=None, capacity=None):
+        body = {"id": node_id, "role": role, "region": region,
+                "http": http_url or f"http://127.0.0.1:{free_port()}"}
+        if srt is not False and (srt or role != "edge"):
+            body["srt"] = srt or f"srt://127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
+        if capacity:
+            body["capacity"] = capacity
+        status, answer, raw = self.request("POST", "/api/v1/nodes", body)
+        if status not in (200, 201):
+            raise AssertionError(f"register {node_id}: {status} {raw!r}")
+        return body
+
+    def heartbeat(self, node_id, streams=(), load=None):
+        return self.request("POST", f"/api/v1/nodes/{node_id}/heartbeat",
+                            {"load": load or {}, "streams": list(streams)})
+
+    def nodes(self):
+        status, body, raw = self.request("GET", "/api/v1/nodes")
+        if status != 200:
+            raise AssertionError(f"GET /api/v1/nodes: {status} {raw!r}")
+        return {n["id"]: n for n in body["nodes"]}
+
+    def streams(self):
+        status, body, raw = self.request("GET", "/api/v1/streams")
+        if status != 200:
+            raise AssertionError(f"GET /api/v1/streams: {status} {raw!r}")
+        return {s["name"]: s for s in body["streams"]}
+
+    def events(self, node_id, token=None, timeout=5):
+        """A WebSocket on the node's events (token as Bearer header)."""
+        token = self.token if token is None else token
+        headers = {"Authorization": "Bearer " + token} if token else {}
+        return WebSocket("127.0.0.1", self.http_port, f"/api/v1/nodes/{node_id}/events",
+                         headers=headers, timeout=timeout)
+
+    def metric(self, name, labels=""):
+        """The value of one sample of /metrics, or None."""
+        status, _, body = http("GET", self.url + "/metrics")
+        if status != 200:
+            return None
+        prefix = name + "{" + labels + "}" if labels else name
+        for line in body.decode().splitlines():
+            if line.startswith(prefix + " "):
+                return float(line.split()[-1])
+        return None
+
+
+class WebSocketRefused(Exception):
+    def __init__(self, status, body):
+        super().__init__(f"WebSocket refused with {status}: {body!r}")
+        self.status = status
+        self.body = body
+
+
+class WebSocketClosed(Exception):
+    pass
+
+
+class WebSocket:
+    """A minimal RFC 6455 client (stdlib): the handshake, reading text
+    frames, answering pings, closing. Enough to watch a manager's events."""
+
+    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, host, port, path, headers=None, timeout=5):
+        import base64
+        import hashlib
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        key = base64.b64encode(os.urandom(16)).decode()
+        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
+                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        head = self._read_until(b"\r\n\r\n", timeout)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split()[1])
+        fields = {}
+        for line in header_lines:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                fields[k.strip().lower()] = v.strip()
+        if status != 101:
+            length = int(fields.get("content-length", "0"))
+            body = self._read_exactly(length, timeout) if length else b""
+            self.sock.close()
+            raise WebSocketRefused(status, body)
+        expected = base64.b64encode(hashlib.sha1((key + self.GUID).encode()).digest()).decode()
+        if fields.get("sec-websocket-accept") != expected:
+            self.sock.close()
+            raise AssertionError("bad Sec-WebSocket-Accept in the handshake answer")
+
+    def _fill(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("no WebSocket data in time")
+        self.sock.settimeout(remaining)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            raise TimeoutError("no WebSocket data in time")
+        if not chunk:
+            raise WebSocketClosed("connection closed")
+        self.buf += chunk
+
+    def _read_until(self, marker, timeout):
+        deadline = time.monotonic() + timeout
+        while marker not in self.buf:
+            self._fill(deadline)
+        head, self.buf = self.buf.split(marker, 1)
+        return head
+
+    def _read_exactly(self, n, timeout):
+        deadline = time.monotonic() + timeout
+        while len(self.buf) < n:
+            self._fill(deadline)
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _send(self, opcode, payload=b""):
+        mask = os.urandom(4)
+        header = bytes([0x80 | opcode])
+        n = len(payload)
+        if n < 126:
+            header += bytes([0x80 | n])
+        elif n < 65536:
+            header += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        else:
+            header += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(header + mask + masked)
+
+    def recv_text(self, timeout=5):
+        """The next text message; answers pings on the way."""
+        deadline = time.monotonic() + timeout
+        message = b""
+        while True:
+            head = self._read_exactly(2, max(0.001, deadline - time.monotonic()))
+            fin, opcode = head[0] & 0x80, head[0] & 0x0F
+            n = head[1] & 0x7F
+            if n == 126:
+                n = int.from_bytes(self._read_exactly(2, 5), "big")
+            elif n == 127:
+                n = int.from_bytes(self._read_exactly(8, 5), "big")
+            if head[1] & 0x80:
+                raise AssertionError("the server masked a frame")
+            payload = self._read_exactly(n, max(0.001, deadline - time.monotonic()) + 5)
+            if opcode == 0x9:  # ping
+                self._send(0xA, payload)
+            elif opcode == 0x8:  # close
+                raise WebSocketClosed(f"closed by the server: {payload[2:]!r}")
+            elif opcode in (0x1, 0x0):
+                message += payload
+                if fin:
+                    return message.decode()
+
+    def recv_json_until(self, predicate, timeout):
+        """Reads messages until one (parsed JSON) satisfies @predicate."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no matching WebSocket message within {timeout}s; got {seen}")
+            try:
+                msg = json.loads(self.recv_text(remaining))
+            except TimeoutError:
+                raise TimeoutError(f"no matching WebSocket message within {timeout}s; got {seen}")
+            seen.append(msg)
+            if predicate(msg):
+                return msg
+
+    def close(self):
+        try:
+            self._send(0x8, (1000).to_bytes(2, "big"))
+        except OSError:
+            pass
+        self.sock.close()
+
+
+class FakeNode:
+    """A node as the manager sees it, without media: registers, then
+    heartbeats from a thread (every half interval, round robin over
+    @managers, skipping one that does not answer), registers again on 404.
+    set_streams() changes what the heartbeats report."""
+
+    def __init__(self, managers, node_id, role, region="", capacity=None, streams=(), srt=None):
+        import threading
+        self.managers = managers if isinstance(managers, (list, tuple)) else [managers]
+        self.id = node_id
+        self.role = role
+        self.region = region
+        self.capacity = capacity
+        self.srt = srt
+        self._streams = list(streams)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.last_ok = None  # monotonic time of the last heartbeat answered 200
+        self.state = None
+        self.info = self.managers[0].register(node_id, role, region, srt=srt, capacity=capacity)
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{node_id}", daemon=True)
+        self._thread.start()
+
+    def set_streams(self, streams):
+        with self._lock:
+            self._streams = list(streams)
+
+    def beat_once(self, i=0):
+        with self._lock:
+            streams = list(self._streams)
+        for k in range(len(self.managers)):
+            m = self.managers[(i + k) % len(self.managers)]
+            try:
+                status, body, _ = m.heartbeat(self.id, streams, {"viewers": 0, "cpu": 0.1})
+            except OSError:
+                continue  # that manager is away: try the next one
+            if status == 404:
+                m.register(self.id, self.role, self.region, self.info["http"],
+                           self.info.get("srt", False), self.capacity)
+                continue
+            if status == 200:
+                self.last_ok = time.monotonic()
+                self.state = body.get("state")
+                return True
+        return False
+
+    def _run(self):
+        interval = self.managers[0].heartbeat_ms / 2000.0
+        i = 0
+        while not self._stop.is_set():
+            self.beat_once(i)
+            i += 1
+            self._stop.wait(interval)
+
+    def stop_heartbeats(self):
+        """Stops beating; returns the time of the last answered heartbeat."""
+        self._stop.set()
+        self._thread.join(10)
+        return self.last_ok
+
+    def wait_beating(self, timeout=5):
+        wait_for(lambda: self.last_ok is not None, timeout, f"{self.id} to heartbeat")
+        return self
