@@ -4,30 +4,50 @@
  * @see_also: xdnrelaysrc
  *
  * Publishes any number of RTP tracks (one request pad `sink_%u` each; the
- * track id is the pad's number) as one named stream. In hub mode (no `uri`)
- * the stream goes to the process' in-process hub, where any number of
- * xdnrelaysrc elements, each in a pipeline of its own, subscribe to it by
- * name. Buffers are handed over by reference, never copied, and the element
- * never waits for a subscriber: a subscriber that does not keep up loses its
- * own oldest packets.
+ * track id is the pad's number) as one named stream.
  *
- * Keyframe requests from subscribers go upstream on the track's pad as
- * force-key-unit events (an encoder makes a keyframe, webrtcbin's receiver
- * sends a PLI), at most one per track every #GstXdnRelaySink:keyframe-min-interval;
- * a request held back by that limit is sent with the track's first packet
- * after the interval.
+ * In hub mode (no `uri`, no `socket`) the stream goes to the process'
+ * in-process hub, where any number of xdnrelaysrc elements, each in a
+ * pipeline of its own, subscribe to it by name. Buffers are handed over by
+ * reference, never copied, and the element never waits for a subscriber: a
+ * subscriber that does not keep up loses its own oldest packets.
+ *
+ * In SRT mode the stream goes to downstream nodes over SRT, all its tracks
+ * in one connection per downstream node (wire format: docs/relay-protocol.md):
+ * on #GstXdnRelaySink:socket, an SRT socket the application accepted for a
+ * `m=request` streamid, or, with `uri=srt://:PORT`, to every caller of a
+ * listener of its own whose streamid requests this stream (`#!::r=NAME,m=request`;
+ * others are refused with 1404). The stream description (tracks, caps) is
+ * sent on every change and repeated every second. Packets are written
+ * without ever waiting for the network: when a link's send buffer is full
+ * the packet is dropped (#GstXdnRelaySink:stats `dropped`) and that link's
+ * video waits for the next keyframe. Link changes are posted as
+ * `xdn-relay-link` element messages (uri, state "connected" / "lost",
+ * reason, reject-code). EOS on every pad tells the downstream side that the
+ * stream ended; stopping without EOS only closes the links (they reconnect).
+ *
+ * Keyframe requests from subscribers (in SRT mode: from downstream nodes)
+ * go upstream on the track's pad as force-key-unit events (an encoder makes
+ * a keyframe, webrtcbin's receiver sends a PLI), at most one per track every
+ * #GstXdnRelaySink:keyframe-min-interval; a request held back by that limit
+ * is sent with the track's first packet after the interval.
  *
  * The stream is published on READY->PAUSED and unpublished on PAUSED->READY;
- * subscribers then get EOS. EOS on a pad ends that track; when every track
- * has ended the stream ends.
+ * hub subscribers then get EOS. EOS on a pad ends that track; when every
+ * track has ended the stream ends.
  *
- * ## Example launch line
+ * ## Example launch lines
  * |[
  * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency ! \
  *   rtph264pay config-interval=-1 ! xdnrelaysink stream=demo \
  *   xdnrelaysrc stream=demo ! rtph264depay ! avdec_h264 ! videoconvert ! autovideosink
  * ]| Hub mode joins pipelines of one process, so publisher and viewer are two
  * branches of one launch line here; in the node each is a pipeline of its own.
+ * |[
+ * gst-launch-1.0 -e videotestsrc is-live=true ! x264enc tune=zerolatency key-int-max=60 ! \
+ *   rtph264pay config-interval=-1 ! xdnrelaysink stream=demo uri=srt://:9710 latency=80
+ * ]| SRT mode, serving `demo` on UDP port 9710 to any number of
+ * `xdnrelaysrc stream=demo uri=srt://HOST:9710` (see xdnrelaysrc).
  */
 #include "gstxdnrelaysink.h"
 
@@ -40,6 +60,7 @@
 
 #include "xdn-gref.h"
 #include "xdn-keyframe-limiter.h"
+#include "xdn-relay-srt.h"
 #include "xdn-relay-transport.h"
 #include "xdn-stream-name.h"
 
@@ -52,6 +73,7 @@ using namespace xdn::relay;
 namespace {
 
 constexpr GstClockTime kDefaultKeyframeMinInterval = 500 * GST_MSECOND;
+constexpr guint kDefaultLatency = 120;
 
 struct SinkTrack {
   GstPad *pad = nullptr;     /* borrowed: the element owns its pads */
@@ -73,10 +95,14 @@ struct WeakSelf {
 }  // namespace
 
 struct GstXdnRelaySinkPrivate {
-  std::mutex settingsLock;  /* protects the three settings below */
+  std::mutex settingsLock;  /* protects the settings below */
   std::string stream;
   std::string uri;
   GstClockTime keyframeMinInterval = kDefaultKeyframeMinInterval;
+  int socket = -1;
+  bool socketHandedOver = false;  /* the transport owns (and closes) socket */
+  std::string passphrase;
+  guint latency = kDefaultLatency;
 
   std::mutex stateLock;     /* protects publisher, tracks, limiter, nextTrack */
   std::shared_ptr<StreamPublisher> publisher;  /* PAUSED and PLAYING */
@@ -97,6 +123,9 @@ enum {
   PROP_STREAM,
   PROP_URI,
   PROP_KEYFRAME_MIN_INTERVAL,
+  PROP_SOCKET,
+  PROP_PASSPHRASE,
+  PROP_LATENCY,
   PROP_STATS,
   N_PROPS
 };
@@ -350,17 +379,61 @@ gst_xdn_relay_sink_release_pad (GstElement * element, GstPad * pad)
   gst_element_remove_pad (element, pad);
 }
 
+/* The transport settings of the element's properties. @take_socket: the
+ * socket goes to the transport, which closes it from then on. */
+static TransportSettings
+gst_xdn_relay_sink_transport_settings (GstXdnRelaySink * self, bool take_socket)
+{
+  GstXdnRelaySinkPrivate *priv = self->priv;
+  TransportSettings t;
+  std::lock_guard<std::mutex> l (priv->settingsLock);
+  t.uri = priv->uri;
+  t.socket = priv->socketHandedOver ? -1 : priv->socket;
+  t.passphrase = priv->passphrase;
+  t.latencyMs = priv->latency;
+  if (take_socket && t.socket >= 0)
+    priv->socketHandedOver = true;
+  return t;
+}
+
+/* Posts an `xdn-relay-link` element message; from the transport's I/O
+ * thread (or the state change that adopts a socket). */
+static LinkHandler
+gst_xdn_relay_sink_link_handler (GstXdnRelaySink * self)
+{
+  auto weak = self->priv->weakSelf;
+  return [weak] (const LinkState &state) {
+    auto self = adoptGRef (static_cast<GstElement *> (g_weak_ref_get (&weak->ref)));
+    if (!self)
+      return;
+    gst_element_post_message (self.get (), gst_message_new_element (GST_OBJECT (self.get ()),
+            linkStateToStructure (state)));
+  };
+}
+
 /* READY->PAUSED. Posts an element error and returns false on failure. */
 static bool
 gst_xdn_relay_sink_publish (GstXdnRelaySink * self)
 {
   GstXdnRelaySinkPrivate *priv = self->priv;
-  std::string stream, uri;
+  std::string stream;
   {
     std::lock_guard<std::mutex> l (priv->settingsLock);
     stream = priv->stream;
-    uri = priv->uri;
   }
+  {
+    std::lock_guard<std::mutex> l (priv->settingsLock);
+    if (priv->socket >= 0 && priv->socketHandedOver) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+          ("SRT socket %d was served already and is closed; set a new socket", priv->socket),
+          (nullptr));
+      return false;
+    }
+  }
+  TransportSettings settings = gst_xdn_relay_sink_transport_settings (self, true);
+  settings.onLink = gst_xdn_relay_sink_link_handler (self);
+  const std::string where = settings.socket >= 0
+      ? "SRT socket " + std::to_string (settings.socket) : settings.uri;
   auto weak = priv->weakSelf;
   KeyframeRequestHandler on_request = [weak] (guint track) {
     auto self = adoptGRef (static_cast<GstElement *> (g_weak_ref_get (&weak->ref)));
@@ -370,7 +443,7 @@ gst_xdn_relay_sink_publish (GstXdnRelaySink * self)
 
   try {
     std::shared_ptr<StreamPublisher> publisher =
-        transportForUri (uri).publish (stream, std::move (on_request));
+        openTransport (settings)->publish (stream, std::move (on_request));
     std::lock_guard<std::mutex> l (priv->stateLock);
     for (const auto &t : priv->tracks)
       if (t.second.caps)
@@ -381,6 +454,10 @@ gst_xdn_relay_sink_publish (GstXdnRelaySink * self)
     if (e.code () == RelayError::Code::Busy)
       GST_ELEMENT_ERROR (self, RESOURCE, BUSY,
           ("Stream \"%s\" already has a publisher", stream.c_str ()), ("%s", e.what ()));
+    else if (e.code () == RelayError::Code::Network)
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE,
+          ("Cannot serve stream \"%s\" on %s: %s", stream.c_str (), where.c_str (), e.what ()),
+          (nullptr));
     else
       GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
           ("Cannot publish stream \"%s\": %s", stream.c_str (), e.what ()), (nullptr));
@@ -390,7 +467,8 @@ gst_xdn_relay_sink_publish (GstXdnRelaySink * self)
         ("Cannot publish stream \"%s\"", stream.c_str ()), ("%s", e.what ()));
     return false;
   }
-  GST_INFO_OBJECT (self, "published stream %s", stream.c_str ());
+  GST_INFO_OBJECT (self, "published stream %s%s%s", stream.c_str (),
+      settings.isHub () ? "" : " on ", settings.isHub () ? "" : where.c_str ());
   return true;
 }
 
@@ -412,19 +490,16 @@ gst_xdn_relay_sink_unpublish (GstXdnRelaySink * self)
 static bool
 gst_xdn_relay_sink_check_settings (GstXdnRelaySink * self)
 {
-  std::string stream, uri;
+  std::string stream;
   {
     std::lock_guard<std::mutex> l (self->priv->settingsLock);
     stream = self->priv->stream;
-    uri = self->priv->uri;
   }
-  if (!uri.empty ()) {
-    try {
-      transportForUri (uri);
-    } catch (const RelayError &e) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()), (nullptr));
-      return false;
-    }
+  try {
+    checkTransportSettings (gst_xdn_relay_sink_transport_settings (self, false));
+  } catch (const RelayError &e) {
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()), (nullptr));
+    return false;
   }
   std::string why = streamNameError (stream);
   if (!why.empty ()) {
@@ -533,7 +608,10 @@ gst_xdn_relay_sink_stats (GstXdnRelaySink * self)
       "subscribers", G_TYPE_UINT, guint (stats.subscribers),
       "packets", G_TYPE_UINT64, packets,
       "bytes", G_TYPE_UINT64, bytes,
-      "keyframe-requests", G_TYPE_UINT64, requests, nullptr);
+      "keyframe-requests", G_TYPE_UINT64, requests,
+      "dropped", G_TYPE_UINT64, stats.dropped,
+      "ignored", G_TYPE_UINT64, stats.ignored,
+      "port", G_TYPE_INT, stats.port, nullptr);
   gst_structure_take_value (s, "tracks", &list);
   return s;
 }
@@ -558,6 +636,23 @@ gst_xdn_relay_sink_set_property (GObject * object, guint prop_id,
     }
     case PROP_KEYFRAME_MIN_INTERVAL:
       priv->keyframeMinInterval = g_value_get_uint64 (value);
+      break;
+    case PROP_SOCKET:{
+      const int socket = g_value_get_int (value);
+      /* A socket given and never served is still ours to close. */
+      if (!priv->socketHandedOver && priv->socket >= 0 && priv->socket != socket)
+        closeSrtSocket (priv->socket);
+      priv->socket = socket;
+      priv->socketHandedOver = false;
+      break;
+    }
+    case PROP_PASSPHRASE:{
+      const gchar *s = g_value_get_string (value);
+      priv->passphrase = s ? s : "";
+      break;
+    }
+    case PROP_LATENCY:
+      priv->latency = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -590,6 +685,16 @@ gst_xdn_relay_sink_get_property (GObject * object, guint prop_id, GValue * value
     case PROP_KEYFRAME_MIN_INTERVAL:
       g_value_set_uint64 (value, priv->keyframeMinInterval);
       break;
+    case PROP_SOCKET:
+      g_value_set_int (value, priv->socket);
+      break;
+    case PROP_PASSPHRASE:
+      /* Write-only in effect: never read back. */
+      g_value_set_string (value, nullptr);
+      break;
+    case PROP_LATENCY:
+      g_value_set_uint (value, priv->latency);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -615,7 +720,10 @@ gst_xdn_relay_sink_dispose (GObject * object)
 static void
 gst_xdn_relay_sink_finalize (GObject * object)
 {
-  delete GST_XDN_RELAY_SINK (object)->priv;
+  GstXdnRelaySinkPrivate *priv = GST_XDN_RELAY_SINK (object)->priv;
+  if (!priv->socketHandedOver && priv->socket >= 0)
+    closeSrtSocket (priv->socket);
+  delete priv;
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -641,11 +749,47 @@ gst_xdn_relay_sink_class_init (GstXdnRelaySinkClass * klass)
   /**
    * GstXdnRelaySink:uri:
    *
-   * Remote node to publish to (`srt://host:port`). Empty: the in-process hub.
-   * Reserved: only the hub is available now.
+   * `srt://:PORT` (or `srt://ADDRESS:PORT`): serve the stream over SRT from
+   * a listener of this element to every caller that requests it
+   * (`#!::r=NAME,m=request`). Empty (with #GstXdnRelaySink:socket unset):
+   * the in-process hub.
    */
   properties[PROP_URI] = g_param_spec_string ("uri", "URI",
-      "Remote node to publish to (srt://...); empty for the in-process hub", nullptr,
+      "srt://[ADDRESS]:PORT to serve the stream from an SRT listener; empty for the in-process hub",
+      nullptr,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySink:socket:
+   *
+   * An accepted, connected SRT socket (a downstream node's `m=request`) to
+   * serve the stream on. The element owns it from then on and closes it,
+   * even if it never serves it. When the peer goes the element posts
+   * `xdn-relay-link` with state "lost"; stopping the pipeline is up to the
+   * application. -1: not in socket mode.
+   */
+  properties[PROP_SOCKET] = g_param_spec_int ("socket", "Socket",
+      "Accepted SRT socket to serve the stream on (owned by the element); -1 for none",
+      -1, G_MAXINT, -1,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySink:passphrase:
+   *
+   * SRT listener mode: encrypt the links with this passphrase (10 to 79
+   * characters; SRTO_PASSPHRASE). Callers with another one are refused.
+   * In socket mode the accepting application's settings apply.
+   */
+  properties[PROP_PASSPHRASE] = g_param_spec_string ("passphrase", "Passphrase",
+      "SRT passphrase (10 to 79 characters) of the listener; empty for none", nullptr,
+      (GParamFlags) (G_PARAM_WRITABLE | G_PARAM_READABLE | G_PARAM_STATIC_STRINGS |
+          GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySink:latency:
+   *
+   * SRT listener mode: SRT latency in milliseconds (SRTO_LATENCY; a link
+   * uses the larger of both ends' values).
+   */
+  properties[PROP_LATENCY] = g_param_spec_uint ("latency", "Latency",
+      "SRT latency of the listener's links (ms)", 0, 60000, kDefaultLatency,
       (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   /**
    * GstXdnRelaySink:keyframe-min-interval:
@@ -661,9 +805,12 @@ gst_xdn_relay_sink_class_init (GstXdnRelaySinkClass * klass)
    * GstXdnRelaySink:stats:
    *
    * `xdnrelaysink-stats`: stream (string), published (boolean), subscribers
-   * (uint), packets, bytes, keyframe-requests (guint64), tracks (array of
-   * `track` structures: id, kind, codec, caps, packets, bytes,
-   * keyframe-requests, keyframe-requests-limited, ended).
+   * (uint; SRT: downstream connections), packets, bytes, keyframe-requests,
+   * dropped (SRT: packets a link had no room for), ignored (SRT: messages
+   * from downstream that were not understood) (guint64), port (int, the SRT
+   * listener's bound port, 0 otherwise), tracks (array of `track`
+   * structures: id, kind, codec, caps, packets, bytes, keyframe-requests,
+   * keyframe-requests-limited, ended).
    */
   properties[PROP_STATS] = g_param_spec_boxed ("stats", "Stats",
       "Stream, subscribers and per-track counters", GST_TYPE_STRUCTURE,
@@ -672,7 +819,8 @@ gst_xdn_relay_sink_class_init (GstXdnRelaySinkClass * klass)
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class, "OpenXDN relay sink",
-      "Sink/Network/RTP", "Publishes RTP tracks as a named stream to the relay hub",
+      "Sink/Network/RTP",
+      "Publishes RTP tracks as a named stream to the relay hub or over SRT",
       "OpenXDN");
 
   element_class->request_new_pad = GST_DEBUG_FUNCPTR (gst_xdn_relay_sink_request_new_pad);

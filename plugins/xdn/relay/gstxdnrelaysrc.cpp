@@ -3,16 +3,18 @@
  * @title: xdnrelaysrc
  * @see_also: xdnrelaysink
  *
- * Subscribes to a stream published by an xdnrelaysink (by name, through the
- * process' in-process hub when `uri` is empty) and exposes one sometimes pad
- * per track: `video_%u`, `audio_%u` or `track_%u` (the number is the track
- * id), each with the track's full RTP caps.
+ * Subscribes to a stream published by an xdnrelaysink and exposes one
+ * sometimes pad per track: `video_%u`, `audio_%u` or `track_%u` (the number
+ * is the track id), each with the track's full RTP caps. With `uri` empty
+ * the stream comes from the process' in-process hub; with
+ * `uri=srt://HOST:PORT` it is pulled from another node over SRT.
  *
  * It is a live source: READY->PAUSED subscribes, adds the pads of the tracks
  * the stream has, emits no-more-pads and returns NO_PREROLL; data flows in
  * PLAYING. Buffers are timestamped with this pipeline's running time at the
- * moment the publisher handed them over, DTS unset. Their memory is shared
- * with the publisher and every other subscriber.
+ * moment the publisher handed them over (SRT mode: the moment they arrived),
+ * DTS unset. In hub mode their memory is shared with the publisher and every
+ * other subscriber.
  *
  * Video tracks (H.264, VP8) start on a keyframe: a subscriber that joins late
  * drops packets until the next one and asks the publisher for it. Each
@@ -20,20 +22,40 @@
  * full the oldest are dropped (#GstXdnRelaySrc:dropped), and a video track
  * that lost packets waits for, and asks for, a keyframe again. An upstream
  * force-key-unit event on a pad (a viewer's PLI/FIR through webrtcbin) is a
- * keyframe request for that track. When the publisher goes away every pad
- * gets EOS.
+ * keyframe request for that track; in SRT mode it travels to the upstream
+ * node. When the publisher goes away every pad gets EOS.
+ *
+ * SRT mode: the element connects as SRT caller with the streamid
+ * `#!::r=NAME,m=request` (`,s=TOKEN` with #GstXdnRelaySrc:token), with
+ * #GstXdnRelaySrc:passphrase and #GstXdnRelaySrc:latency. It never fails for
+ * a stream that is not there: it keeps trying, 100 ms after a failure then
+ * doubling up to 2 s. Pads appear when the upstream node's stream
+ * description arrives. When the link drops it reconnects the same way
+ * without touching its pads or the pipeline downstream: caps are sent again
+ * only if they changed, the first buffer of each track after the gap is
+ * DISCONT, and video waits for (and asks for) a keyframe. Every change is
+ * posted as an `xdn-relay-link` element message: uri (string), state
+ * ("connected", "lost" or "refused"), reason (string), reject-code (int, the
+ * SRT reject reason of a refusal: 1404 stream not found upstream, 1403
+ * forbidden, libsrt's own codes below 1000 such as a wrong passphrase; 0 if
+ * none).
  *
  * One streaming thread per element serves all its pads: the subscription is
  * one queue in publish order, so the pads keep the publisher's interleaving,
  * and a node with many viewers runs one thread per viewer whatever the number
- * of tracks.
+ * of tracks. SRT mode adds one I/O thread per element.
  *
- * ## Example launch line
+ * ## Example launch lines
  * |[
  * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency ! \
  *   rtph264pay config-interval=-1 ! xdnrelaysink stream=demo \
  *   xdnrelaysrc stream=demo ! rtph264depay ! avdec_h264 ! videoconvert ! autovideosink
- * ]|
+ * ]| Hub mode.
+ * |[
+ * gst-launch-1.0 xdnrelaysrc stream=demo uri=srt://127.0.0.1:9710 latency=80 ! \
+ *   rtph264depay ! avdec_h264 ! videoconvert ! autovideosink
+ * ]| SRT mode: plays `demo` from an `xdnrelaysink stream=demo uri=srt://:9710`
+ * (see xdnrelaysink) or from a node serving it on its SRT port.
  */
 #include "gstxdnrelaysrc.h"
 
@@ -47,6 +69,7 @@
 #include <string>
 
 #include "xdn-gref.h"
+#include "xdn-relay-srt.h"
 #include "xdn-relay-transport.h"
 #include "xdn-stream-name.h"
 
@@ -59,21 +82,26 @@ using namespace xdn::relay;
 namespace {
 
 constexpr guint kDefaultMaxQueue = 1024;
+constexpr guint kDefaultLatency = 120;
 
 struct SrcTrack {
   GRef<GstPad> pad;
   TrackKind kind = TrackKind::Other;
-  bool eos = false;
+  bool eos = false;       /* ended, or downstream returned EOS: no more buffers */
+  bool eosSent = false;   /* an EOS event was pushed */
 };
 
 }  // namespace
 
 struct GstXdnRelaySrcPrivate {
-  std::mutex settingsLock;  /* protects the four settings below */
+  std::mutex settingsLock;  /* protects the settings below */
   std::string stream;
   std::string uri;
   guint maxQueue = kDefaultMaxQueue;
   bool waitForStream = false;
+  std::string passphrase;
+  guint latency = kDefaultLatency;
+  std::string token;
 
   std::mutex stateLock;     /* protects subscription, tracks, droppedBefore */
   std::shared_ptr<StreamSubscription> subscription;  /* PAUSED and PLAYING */
@@ -100,6 +128,9 @@ enum {
   PROP_URI,
   PROP_MAX_QUEUE,
   PROP_WAIT_FOR_STREAM,
+  PROP_PASSPHRASE,
+  PROP_LATENCY,
+  PROP_TOKEN,
   PROP_DROPPED,
   PROP_STATS,
   N_PROPS
@@ -216,6 +247,7 @@ gst_xdn_relay_src_add_track (GstXdnRelaySrc * self, const TrackDescription & t)
     auto it = priv->tracks.find (t.id);
     if (it != priv->tracks.end ()) {
       it->second.eos = false;
+      it->second.eosSent = false;
       existing = it->second.pad;
     }
   }
@@ -268,9 +300,10 @@ gst_xdn_relay_src_end_track (GstXdnRelaySrc * self, guint track)
   {
     std::lock_guard<std::mutex> l (self->priv->stateLock);
     auto it = self->priv->tracks.find (track);
-    if (it == self->priv->tracks.end () || it->second.eos)
+    if (it == self->priv->tracks.end () || it->second.eosSent)
       return;
     it->second.eos = true;
+    it->second.eosSent = true;
     pad = it->second.pad;
   }
   GST_INFO_OBJECT (pad.get (), "track %u ended", track);
@@ -340,7 +373,9 @@ gst_xdn_relay_src_push_buffer (GstXdnRelaySrc * self, RelayEvent & ev)
     return false;
   }
   if (combined == GST_FLOW_EOS) {
-    GST_INFO_OBJECT (self, "every pad is EOS downstream, pausing");
+    /* As a base source does: downstream wants no more, so it gets EOS. */
+    GST_INFO_OBJECT (self, "every pad is EOS downstream: sending EOS, pausing");
+    gst_xdn_relay_src_end_all (self);
     return false;
   }
   GST_ELEMENT_FLOW_ERROR (self, combined);
@@ -372,7 +407,9 @@ gst_xdn_relay_src_loop (gpointer user_data)
         t.kind = ev.kind;
         t.caps = ev.caps;
         gst_xdn_relay_src_add_track (self, t);
-        if (!priv->noMorePads) {
+        /* After the last track of a batch (an SRT description lists them
+         * all at once), so that delayed links see every pad. */
+        if (!priv->noMorePads && !ev.moreTracks) {
           priv->noMorePads = true;
           gst_element_no_more_pads (GST_ELEMENT (self));
         }
@@ -405,23 +442,52 @@ gst_xdn_relay_src_loop (gpointer user_data)
     gst_task_pause (priv->task);
 }
 
+struct WeakSrc {
+  explicit WeakSrc (GstElement * e) { g_weak_ref_init (&ref, e); }
+  ~WeakSrc () { g_weak_ref_clear (&ref); }
+  GWeakRef ref;
+};
+
+static TransportSettings
+gst_xdn_relay_src_transport_settings (GstXdnRelaySrc * self)
+{
+  GstXdnRelaySrcPrivate *priv = self->priv;
+  TransportSettings t;
+  std::lock_guard<std::mutex> l (priv->settingsLock);
+  t.uri = priv->uri;
+  t.passphrase = priv->passphrase;
+  t.latencyMs = priv->latency;
+  t.token = priv->token;
+  return t;
+}
+
 /* READY->PAUSED. Posts an element error and returns false on failure. */
 static bool
 gst_xdn_relay_src_subscribe (GstXdnRelaySrc * self)
 {
   GstXdnRelaySrcPrivate *priv = self->priv;
-  std::string stream, uri;
+  std::string stream;
   SubscriptionOptions options;
   {
     std::lock_guard<std::mutex> l (priv->settingsLock);
     stream = priv->stream;
-    uri = priv->uri;
     options.maxQueue = priv->maxQueue;
     options.waitForStream = priv->waitForStream;
   }
+  TransportSettings settings = gst_xdn_relay_src_transport_settings (self);
+  /* Link changes become `xdn-relay-link` messages, posted from the
+   * transport's I/O thread; the handler holds only a weak reference. */
+  auto weak = std::make_shared<WeakSrc> (GST_ELEMENT (self));
+  settings.onLink = [weak] (const LinkState &state) {
+    auto self = adoptGRef (static_cast<GstElement *> (g_weak_ref_get (&weak->ref)));
+    if (!self)
+      return;
+    gst_element_post_message (self.get (), gst_message_new_element (GST_OBJECT (self.get ()),
+            linkStateToStructure (state)));
+  };
   std::shared_ptr<StreamSubscription> sub;
   try {
-    sub = transportForUri (uri).subscribe (stream, options);
+    sub = openTransport (settings)->subscribe (stream, options);
   } catch (const RelayError &e) {
     if (e.code () == RelayError::Code::NotFound)
       GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
@@ -496,14 +562,13 @@ gst_xdn_relay_src_do_change_state (GstElement * element, GstStateChange transiti
 
   switch (transition) {
     case GST_STATE_CHANGE_NULL_TO_READY:{
-      std::string stream, uri;
+      std::string stream;
       {
         std::lock_guard<std::mutex> l (priv->settingsLock);
         stream = priv->stream;
-        uri = priv->uri;
       }
       try {
-        transportForUri (uri);
+        checkTransportSettings (gst_xdn_relay_src_transport_settings (self));
       } catch (const RelayError &e) {
         GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", e.what ()), (nullptr));
         return GST_STATE_CHANGE_FAILURE;
@@ -604,6 +669,11 @@ gst_xdn_relay_src_stats (GstXdnRelaySrc * self)
       s.bytes += now.bytes;
       s.dropped += now.dropped;
       s.queued = now.queued;
+      s.link = now.link;
+      s.connectAttempts = now.connectAttempts;
+      s.connects = now.connects;
+      s.linkDropped = now.linkDropped;
+      s.ignored = now.ignored;
     }
     pads = priv->tracks.size ();
   }
@@ -614,7 +684,12 @@ gst_xdn_relay_src_stats (GstXdnRelaySrc * self)
       "packets", G_TYPE_UINT64, s.packets,
       "bytes", G_TYPE_UINT64, s.bytes,
       "dropped", G_TYPE_UINT64, s.dropped,
-      "queued", G_TYPE_UINT64, guint64 (s.queued), nullptr);
+      "queued", G_TYPE_UINT64, guint64 (s.queued),
+      "link", G_TYPE_STRING, s.link.c_str (),
+      "connect-attempts", G_TYPE_UINT64, s.connectAttempts,
+      "connects", G_TYPE_UINT64, s.connects,
+      "link-dropped", G_TYPE_UINT64, s.linkDropped,
+      "ignored", G_TYPE_UINT64, s.ignored, nullptr);
 }
 
 static void
@@ -640,6 +715,19 @@ gst_xdn_relay_src_set_property (GObject * object, guint prop_id,
     case PROP_WAIT_FOR_STREAM:
       priv->waitForStream = g_value_get_boolean (value);
       break;
+    case PROP_PASSPHRASE:{
+      const gchar *s = g_value_get_string (value);
+      priv->passphrase = s ? s : "";
+      break;
+    }
+    case PROP_LATENCY:
+      priv->latency = g_value_get_uint (value);
+      break;
+    case PROP_TOKEN:{
+      const gchar *s = g_value_get_string (value);
+      priv->token = s ? s : "";
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -683,6 +771,14 @@ gst_xdn_relay_src_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_WAIT_FOR_STREAM:
       g_value_set_boolean (value, priv->waitForStream);
+      break;
+    case PROP_PASSPHRASE:
+    case PROP_TOKEN:
+      /* Secrets are never read back. */
+      g_value_set_string (value, nullptr);
+      break;
+    case PROP_LATENCY:
+      g_value_set_uint (value, priv->latency);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -736,11 +832,40 @@ gst_xdn_relay_src_class_init (GstXdnRelaySrcClass * klass)
   /**
    * GstXdnRelaySrc:uri:
    *
-   * Remote node to pull from (`srt://host:port`). Empty: the in-process hub.
-   * Reserved: only the hub is available now.
+   * Upstream node to pull the stream from (`srt://HOST:PORT`, HOST a name,
+   * an IPv4 address or `[IPv6]`). Empty: the in-process hub.
    */
   properties[PROP_URI] = g_param_spec_string ("uri", "URI",
-      "Remote node to subscribe from (srt://...); empty for the in-process hub", nullptr,
+      "Upstream node to pull from (srt://HOST:PORT); empty for the in-process hub", nullptr,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySrc:passphrase:
+   *
+   * SRT mode: passphrase of the link (10 to 79 characters; SRTO_PASSPHRASE).
+   * A wrong one is refused by the upstream node (`xdn-relay-link` state
+   * "refused"), and the element keeps trying.
+   */
+  properties[PROP_PASSPHRASE] = g_param_spec_string ("passphrase", "Passphrase",
+      "SRT passphrase (10 to 79 characters); empty for none", nullptr,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySrc:latency:
+   *
+   * SRT mode: SRT latency of the link in milliseconds (SRTO_LATENCY; the
+   * link uses the larger of both ends' values). Lost packets are
+   * retransmitted within it; about 4 x the round-trip time is a good value.
+   */
+  properties[PROP_LATENCY] = g_param_spec_uint ("latency", "Latency",
+      "SRT latency of the link (ms)", 0, 60000, kDefaultLatency,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySrc:token:
+   *
+   * SRT mode: credential sent as `s=TOKEN` in the streamid, for upstream
+   * nodes that check it. Empty: none.
+   */
+  properties[PROP_TOKEN] = g_param_spec_string ("token", "Token",
+      "Credential sent in the SRT streamid (s=TOKEN); empty for none", nullptr,
       (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   /**
    * GstXdnRelaySrc:max-queue:
@@ -755,7 +880,7 @@ gst_xdn_relay_src_class_init (GstXdnRelaySrcClass * klass)
    * GstXdnRelaySrc:wait-for-stream:
    *
    * When the stream is not published on READY->PAUSED: wait for it (TRUE)
-   * or fail with an error (FALSE).
+   * or fail with an error (FALSE). SRT mode always waits (and retries).
    */
   properties[PROP_WAIT_FOR_STREAM] = g_param_spec_boolean ("wait-for-stream",
       "Wait for stream", "Wait for the stream to be published instead of failing",
@@ -773,7 +898,10 @@ gst_xdn_relay_src_class_init (GstXdnRelaySrcClass * klass)
    * GstXdnRelaySrc:stats:
    *
    * `xdnrelaysrc-stats`: stream (string), subscribed (boolean), pads (uint),
-   * packets, bytes, dropped, queued (guint64).
+   * packets, bytes, dropped, queued (guint64); SRT mode: link (string:
+   * "connecting", "connected", "waiting" to retry, "ended"), connect-attempts,
+   * connects, link-dropped (packets the link lost for good), ignored
+   * (messages not understood) (guint64).
    */
   properties[PROP_STATS] = g_param_spec_boxed ("stats", "Stats",
       "Subscription counters", GST_TYPE_STRUCTURE,
@@ -784,7 +912,8 @@ gst_xdn_relay_src_class_init (GstXdnRelaySrcClass * klass)
   gst_element_class_add_static_pad_template (element_class, &audio_template);
   gst_element_class_add_static_pad_template (element_class, &track_template);
   gst_element_class_set_static_metadata (element_class, "OpenXDN relay source",
-      "Source/Network/RTP", "Subscribes to a named stream of the relay hub",
+      "Source/Network/RTP",
+      "Subscribes to a named stream of the relay hub or of another node over SRT",
       "OpenXDN");
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_xdn_relay_src_change_state);

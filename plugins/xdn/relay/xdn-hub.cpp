@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 
+#include "xdn-relay-queue.h"
 #include "xdn-rtp-keyframe.h"
 #include "xdn-stream-name.h"
 
@@ -27,24 +28,6 @@ codecOfCaps (GstCaps *caps)
   return name ? name : "";
 }
 
-/* Clock readings made while fanning one packet out: subscriptions that share
- * a clock (usually all: the system clock) read it once. */
-class ClockReadings {
-public:
-  GstClockTime now (GstClock *clock)
-  {
-    for (const auto &r : readings_)
-      if (r.first == clock)
-        return r.second;
-    GstClockTime t = gst_clock_get_time (clock);
-    readings_.emplace_back (clock, t);
-    return t;
-  }
-
-private:
-  std::vector<std::pair<GstClock *, GstClockTime>> readings_;
-};
-
 void
 ensureDebugCategory ()
 {
@@ -62,9 +45,10 @@ ensureDebugCategory ()
 class HubSubscription {
 public:
   HubSubscription (std::string name, const SubscriptionOptions &options)
-      : name_ (std::move (name)), maxQueue_ (std::max<size_t> (options.maxQueue, 1)) {}
+      : name_ (std::move (name)), queue_ (options.maxQueue) {}
 
   const std::string &streamName () const { return name_; }
+  SubscriberQueue &queue () { return queue_; }
 
   /* With the stream's lock held. @initial: tracks of a stream joined at
    * subscribe time (described by initialTracks()); otherwise each becomes a
@@ -75,147 +59,21 @@ public:
       std::vector<guint> &video)
   {
     std::lock_guard<std::mutex> l (lock_);
-    if (closed_)
+    if (!queue_.addTracks (tracks, initial, video))
       return false;
     stream_ = stream;
-    for (const auto &t : tracks) {
-      setGateLocked (t);
-      if (t.kind == TrackKind::Video)
-        video.push_back (t.id);
-      if (initial) {
-        initial_.push_back (t);
-      } else {
-        RelayEvent ev;
-        ev.type = RelayEvent::Type::TrackAdded;
-        ev.track = t.id;
-        ev.kind = t.kind;
-        ev.caps = t.caps;
-        pushControlLocked (std::move (ev));
-      }
-    }
+    if (initial)
+      initial_.insert (initial_.end (), tracks.begin (), tracks.end ());
     return true;
-  }
-
-  /* With the stream's lock held. */
-  void trackChanged (const TrackDescription &t, bool added)
-  {
-    std::lock_guard<std::mutex> l (lock_);
-    if (closed_ || ended_)
-      return;
-    auto it = gates_.find (t.id);
-    if (added || it == gates_.end ()) {
-      setGateLocked (t);
-    } else {
-      it->second.kind = t.kind;
-      it->second.codec = codecForGate (t);
-    }
-    RelayEvent ev;
-    ev.type = added ? RelayEvent::Type::TrackAdded : RelayEvent::Type::CapsChanged;
-    ev.track = t.id;
-    ev.kind = t.kind;
-    ev.caps = t.caps;
-    pushControlLocked (std::move (ev));
-  }
-
-  /* With the stream's lock held. */
-  void trackEnded (guint track)
-  {
-    std::lock_guard<std::mutex> l (lock_);
-    if (closed_ || ended_)
-      return;
-    gates_.erase (track);
-    RelayEvent ev;
-    ev.type = RelayEvent::Type::TrackEnded;
-    ev.track = track;
-    pushControlLocked (std::move (ev));
   }
 
   void streamEnded ()
   {
-    std::lock_guard<std::mutex> l (lock_);
-    stream_.reset ();
-    if (closed_ || ended_)
-      return;
-    ended_ = true;
-    gates_.clear ();
-    RelayEvent ev;
-    ev.type = RelayEvent::Type::StreamEnded;
-    pushControlLocked (std::move (ev));
-  }
-
-  /* From the publisher's thread, no stream lock held. Never blocks for
-   * longer than the queue lock. Appends to @requests the tracks that lost
-   * packets and need a keyframe. */
-  void enqueueBuffer (guint track, GstBuffer *buffer, bool keyframe,
-      ClockReadings &clocks, std::vector<guint> &requests)
-  {
-    std::lock_guard<std::mutex> l (lock_);
-    if (closed_ || ended_)
-      return;
-    auto it = gates_.find (track);
-    if (it == gates_.end ())
-      return;
-    Gate &gate = it->second;
-    if (gate.waitingForKeyframe) {
-      if (!keyframe)
-        return;
-      gate.waitingForKeyframe = false;
+    {
+      std::lock_guard<std::mutex> l (lock_);
+      stream_.reset ();
     }
-    if (bufferCount_ >= maxQueue_) {
-      dropOldestLocked (requests);
-      /* The drop may have broken this very track: go on only from a keyframe. */
-      if (gate.waitingForKeyframe) {
-        if (!keyframe)
-          return;
-        gate.waitingForKeyframe = false;
-        requests.erase (std::remove (requests.begin (), requests.end (), track),
-            requests.end ());
-      }
-    }
-
-    RelayEvent ev;
-    ev.type = RelayEvent::Type::Buffer;
-    ev.track = track;
-    ev.buffer = GRef<GstBuffer>::ref (buffer);
-    ev.keyframe = keyframe;
-    ev.discont = std::exchange (gate.discont, false);
-    if (clock_) {
-      GstClockTime now = clocks.now (clock_.get ());
-      ev.runningTime = now > baseTime_ ? now - baseTime_ : 0;
-    }
-    queue_.push_back (std::move (ev));
-    bufferCount_++;
-    cond_.notify_one ();
-  }
-
-  bool pop (RelayEvent &event)
-  {
-    std::unique_lock<std::mutex> l (lock_);
-    cond_.wait (l, [this] { return interrupted_ || closed_ || !queue_.empty (); });
-    if (interrupted_ || closed_)
-      return false;
-    event = std::move (queue_.front ());
-    queue_.pop_front ();
-    if (event.type == RelayEvent::Type::Buffer) {
-      bufferCount_--;
-      packets_++;
-      bytes_ += gst_buffer_get_size (event.buffer.get ());
-    }
-    return true;
-  }
-
-  void setInterrupted (bool interrupted)
-  {
-    std::lock_guard<std::mutex> l (lock_);
-    interrupted_ = interrupted;
-    cond_.notify_all ();
-  }
-
-  void setTimeBase (GstClock *clock, GstClockTime base_time)
-  {
-    std::lock_guard<std::mutex> l (lock_);
-    clock_ = GRef<GstClock>::ref (clock);
-    baseTime_ = base_time;
+    queue_.streamEnded ();
   }
 
   std::vector<TrackDescription> initialTracks () const
@@ -233,123 +91,22 @@ public:
   /* Unsubscribe: drops every queued buffer; returns the stream to leave. */
   std::shared_ptr<HubStream> close ()
   {
-    std::deque<RelayEvent> dropped;
-    std::shared_ptr<HubStream> stream;
-    {
-      std::lock_guard<std::mutex> l (lock_);
-      closed_ = true;
-      stream = stream_.lock ();
-      stream_.reset ();
-      dropped.swap (queue_);
-      bufferCount_ = 0;
-      cond_.notify_all ();
-    }
-    return stream;  /* @dropped releases its buffers here, outside the lock */
-  }
-
-  SubscriptionStats stats () const
-  {
     std::lock_guard<std::mutex> l (lock_);
-    SubscriptionStats s;
-    s.packets = packets_;
-    s.bytes = bytes_;
-    s.dropped = dropped_;
-    s.queued = bufferCount_;
-    return s;
+    queue_.close ();
+    std::shared_ptr<HubStream> stream = stream_.lock ();
+    stream_.reset ();
+    return stream;
   }
 
 private:
-  struct Gate {
-    TrackKind kind = TrackKind::Other;
-    VideoCodec codec = VideoCodec::Unknown;  /* Unknown: never wait */
-    bool waitingForKeyframe = false;
-    bool discont = true;                     /* mark the next buffer DISCONT */
-  };
-
-  static VideoCodec codecForGate (const TrackDescription &t)
-  {
-    if (t.kind != TrackKind::Video)
-      return VideoCodec::Unknown;
-    return videoCodecFromEncodingName (codecOfCaps (t.caps.get ()).c_str ());
-  }
-
-  void setGateLocked (const TrackDescription &t)
-  {
-    Gate g;
-    g.kind = t.kind;
-    g.codec = codecForGate (t);
-    /* A video track starts on a keyframe, whenever the subscriber joins. */
-    g.waitingForKeyframe = g.codec != VideoCodec::Unknown;
-    gates_[t.id] = g;
-  }
-
-  void pushControlLocked (RelayEvent &&ev)
-  {
-    /* Control events are never dropped and do not count against max-queue. */
-    queue_.push_back (std::move (ev));
-    cond_.notify_one ();
-  }
-
-  /* The queue is full: drop its oldest packet. A video track that lost a
-   * packet cannot be decoded until its next keyframe, so its packets up to
-   * the next queued keyframe go too; with none queued, the track waits for
-   * the next one and asks for it. */
-  void dropOldestLocked (std::vector<guint> &requests)
-  {
-    auto oldest = std::find_if (queue_.begin (), queue_.end (),
-        [] (const RelayEvent &e) { return e.type == RelayEvent::Type::Buffer; });
-    if (oldest == queue_.end ())
-      return;
-    const guint track = oldest->track;
-    queue_.erase (oldest);
-    bufferCount_--;
-    dropped_++;
-
-    auto g = gates_.find (track);
-    const bool gated = g != gates_.end () && g->second.codec != VideoCodec::Unknown;
-    bool resumed = false;  /* a later packet of @track carries the discont */
-    std::deque<RelayEvent> kept;
-    for (auto &e : queue_) {
-      if (!resumed && e.type == RelayEvent::Type::Buffer && e.track == track) {
-        if (!gated || e.keyframe) {
-          e.discont = true;
-          resumed = true;
-        } else {
-          bufferCount_--;
-          dropped_++;
-          continue;
-        }
-      }
-      kept.push_back (std::move (e));
-    }
-    queue_.swap (kept);
-    if (!resumed && g != gates_.end ()) {
-      g->second.discont = true;
-      if (gated) {
-        g->second.waitingForKeyframe = true;
-        requests.push_back (track);
-      }
-    }
-  }
-
   const std::string name_;
-  const size_t maxQueue_;
+  SubscriberQueue queue_;   /* thread-safe on its own */
 
-  mutable std::mutex lock_;   /* protects every field below */
-  std::condition_variable cond_;  /* queue_ not empty, interrupted_, closed_ */
-  std::deque<RelayEvent> queue_;
-  size_t bufferCount_ = 0;    /* Buffer events in queue_ (control events excluded) */
-  std::map<guint, Gate> gates_;
+  /* Taken before the queue's lock when both are; attach() and close() are
+   * serialised by it, so a subscription closed meanwhile is never attached. */
+  mutable std::mutex lock_;  /* protects stream_ and initial_ */
   std::vector<TrackDescription> initial_;
   std::weak_ptr<HubStream> stream_;
-  GRef<GstClock> clock_;
-  GstClockTime baseTime_ = 0;
-  bool interrupted_ = false;
-  bool closed_ = false;       /* unsubscribed */
-  bool ended_ = false;        /* the stream ended */
-  guint64 packets_ = 0;
-  guint64 bytes_ = 0;
-  guint64 dropped_ = 0;
 };
 
 /* ---------------------------------------------------------------------- */
@@ -424,7 +181,7 @@ public:
         added ? "added" : "has new caps", caps);
     const TrackDescription desc = describe (*track);
     for (const auto &s : *subscribers_)
-      s->trackChanged (desc, added);
+      s->queue ().trackChanged (desc, added);
   }
 
   bool push (guint id, GstBuffer *buffer_full)
@@ -454,7 +211,7 @@ public:
     ClockReadings clocks;
     std::vector<guint> requests;
     for (const auto &s : *subs)
-      s->enqueueBuffer (id, buffer.get (), keyframe, clocks, requests);
+      s->queue ().enqueueBuffer (id, buffer.get (), keyframe, clocks, requests);
 
     std::sort (requests.begin (), requests.end ());
     requests.erase (std::unique (requests.begin (), requests.end ()), requests.end ());
@@ -476,7 +233,7 @@ public:
       it->second->ended = true;
       GST_INFO ("stream %s: track %u ended", name_.c_str (), id);
       for (const auto &s : *subscribers_)
-        s->trackEnded (id);
+        s->queue ().trackEnded (id);
       for (const auto &t : tracks_)
         all_ended = all_ended && t.second->ended;
     }
@@ -622,18 +379,18 @@ public:
 
   const std::string &streamName () const override { return sub_->streamName (); }
   std::vector<TrackDescription> initialTracks () const override { return sub_->initialTracks (); }
-  bool pop (RelayEvent &event) override { return sub_->pop (event); }
-  void setInterrupted (bool interrupted) override { sub_->setInterrupted (interrupted); }
+  bool pop (RelayEvent &event) override { return sub_->queue ().pop (event); }
+  void setInterrupted (bool interrupted) override { sub_->queue ().setInterrupted (interrupted); }
   void setTimeBase (GstClock *clock, GstClockTime base_time) override
   {
-    sub_->setTimeBase (clock, base_time);
+    sub_->queue ().setTimeBase (clock, base_time);
   }
   void requestKeyframe (guint track) override
   {
     if (auto stream = sub_->stream ())
       stream->requestKeyframe (track);
   }
-  SubscriptionStats stats () const override { return sub_->stats (); }
+  SubscriptionStats stats () const override { return sub_->queue ().stats (); }
 
 private:
   std::shared_ptr<HubSubscription> sub_;

@@ -1,6 +1,7 @@
 #include "xdn-relay-transport.h"
 
 #include "xdn-hub.h"
+#include "xdn-relay-srt.h"
 
 namespace xdn::relay {
 
@@ -34,16 +35,36 @@ trackKindName (TrackKind kind)
   return "other";
 }
 
-RelayTransport &
-transportForUri (const std::string &uri)
+void
+checkTransportSettings (const TransportSettings &settings)
 {
-  if (uri.empty ())
-    return Hub::instance ();
-  if (g_str_has_prefix (uri.c_str (), "srt://"))
+  if (settings.uri.empty () && settings.socket < 0)
+    return;
+  if (!settings.uri.empty () && settings.socket >= 0)
     throw RelayError (RelayError::Code::Unsupported,
-        "SRT mode is not available yet (uri " + uri + ")");
-  throw RelayError (RelayError::Code::Unsupported,
-      "unsupported relay uri " + uri + " (leave uri empty for the in-process hub)");
+        "set either uri or socket, not both (uri " + settings.uri + ", socket "
+        + std::to_string (settings.socket) + ")");
+  if (!settings.uri.empty ()) {
+    SrtUri uri;
+    std::string error;
+    if (!parseSrtUri (settings.uri, uri, error))
+      throw RelayError (RelayError::Code::Unsupported, "unsupported relay uri " + settings.uri
+          + ": " + error + " (srt://HOST:PORT, or empty for the in-process hub)");
+  }
+  const size_t plen = settings.passphrase.size ();
+  if (plen != 0 && (plen < 10 || plen > 79))
+    throw RelayError (RelayError::Code::Unsupported,
+        "the SRT passphrase must be 10 to 79 characters long (it has "
+        + std::to_string (plen) + ")");
+}
+
+std::shared_ptr<RelayTransport>
+openTransport (const TransportSettings &settings)
+{
+  checkTransportSettings (settings);
+  if (settings.isHub ())
+    return std::shared_ptr<RelayTransport> (&Hub::instance (), [] (RelayTransport *) {});
+  return std::make_shared<SrtTransport> (settings);
 }
 
 GstStructure *
@@ -59,6 +80,16 @@ trackStatsToStructure (const TrackStats &track)
       "bytes", G_TYPE_UINT64, track.bytes,
       "keyframe-requests", G_TYPE_UINT64, track.keyframeRequests,
       "ended", G_TYPE_BOOLEAN, track.ended, nullptr);
+}
+
+GstStructure *
+linkStateToStructure (const LinkState &state)
+{
+  return gst_structure_new ("xdn-relay-link",
+      "uri", G_TYPE_STRING, state.uri.c_str (),
+      "state", G_TYPE_STRING, state.state.c_str (),
+      "reason", G_TYPE_STRING, state.reason.c_str (),
+      "reject-code", G_TYPE_INT, state.rejectCode, nullptr);
 }
 
 }  // namespace xdn::relay

@@ -3,8 +3,8 @@
  * The elements talk to a RelayTransport only: a publisher (one per
  * xdnrelaysink) hands it tracks and RTP buffers, a subscription (one per
  * xdnrelaysrc) hands back, in publish order, what its element must do on its
- * pads. The in-process hub (xdn-hub.h) is one transport; a transport that
- * crosses nodes (SRT) implements the same three classes.
+ * pads. The in-process hub (xdn-hub.h) is one transport; the SRT transport
+ * (xdn-relay-srt.h), which crosses nodes, implements the same three classes.
  *
  * Plain C++17, no GObject. Errors are RelayError exceptions; the elements
  * catch them at their GObject boundary. */
@@ -35,7 +35,8 @@ public:
     InvalidName,   /* the stream name breaks the stream-name rules */
     Busy,          /* the stream already has a publisher */
     NotFound,      /* no such stream is published */
-    Unsupported,   /* transport not available (e.g. SRT) */
+    Unsupported,   /* settings no transport can serve (bad uri, ...) */
+    Network,       /* the network refused (port in use, bad socket) */
   };
   RelayError (Code code, const std::string &what)
       : std::runtime_error (what), code_ (code) {}
@@ -70,6 +71,7 @@ struct RelayEvent {
   GstClockTime runningTime = GST_CLOCK_TIME_NONE;
   bool keyframe = false;              /* Buffer: starts a keyframe */
   bool discont = false;               /* Buffer: first after a gap in this track */
+  bool moreTracks = false;            /* TrackAdded: more TrackAdded events follow at once */
 };
 
 struct TrackStats {
@@ -85,8 +87,11 @@ struct TrackStats {
 
 struct StreamStats {
   std::string name;
-  size_t subscribers = 0;
+  size_t subscribers = 0;             /* SRT: downstream connections */
   std::vector<TrackStats> tracks;
+  guint64 dropped = 0;                /* SRT: packets a link's send buffer had no room for */
+  guint64 ignored = 0;                /* SRT: messages from downstream ignored (unknown, malformed) */
+  int port = 0;                       /* SRT listener: the bound port */
 };
 
 struct SubscriptionStats {
@@ -94,7 +99,26 @@ struct SubscriptionStats {
   guint64 bytes = 0;
   guint64 dropped = 0;                /* dropped because the queue was full */
   size_t queued = 0;                  /* packets waiting now */
+  /* SRT mode only */
+  std::string link;                   /* "connecting", "connected", "waiting" (to retry), "ended" */
+  guint64 connectAttempts = 0;
+  guint64 connects = 0;               /* attempts that connected */
+  guint64 linkDropped = 0;            /* packets the link lost for good (SRT too-late drops) */
+  guint64 ignored = 0;                /* messages ignored (unknown version or kind, malformed) */
 };
+
+/* A change of an SRT link, for the elements' `xdn-relay-link` messages. */
+struct LinkState {
+  std::string uri;                    /* srt://HOST:PORT of the peer */
+  std::string state;                  /* "connected", "lost", "refused" */
+  std::string reason;
+  int rejectCode = 0;                 /* SRT reject reason of a refusal, 0 if none */
+};
+
+/* Called on a transport's I/O thread, with no transport lock held. It may
+ * change the element's state (e.g. from a sync bus handler): the transport
+ * never waits for its own I/O thread from that thread. */
+using LinkHandler = std::function<void (const LinkState &)>;
 
 /* Called when a subscriber asks for a keyframe on a track. Runs on the
  * subscriber's thread with no transport lock held; must not block for long. */
@@ -113,14 +137,16 @@ public:
   virtual bool push (guint track, GstBuffer *buffer) = 0;
   /* Ends one track; when every track has ended the stream ends. */
   virtual void endTrack (guint track) = 0;
-  /* Ends the stream now (idempotent): subscribers get StreamEnded. */
+  /* Ends the stream now (idempotent): subscribers get StreamEnded. SRT:
+   * closes the links instead (downstream nodes reconnect); the downstream
+   * side gets StreamEnded only when every track has ended. */
   virtual void unpublish () = 0;
   virtual StreamStats stats () const = 0;
 };
 
 struct SubscriptionOptions {
   size_t maxQueue = 1024;      /* packets; when full the oldest are dropped */
-  bool waitForStream = false;  /* subscribe to a name that is not published yet */
+  bool waitForStream = false;  /* subscribe to a name that is not published yet (SRT: always) */
 };
 
 class StreamSubscription {
@@ -156,13 +182,35 @@ public:
       const SubscriptionOptions &options) = 0;
 };
 
-/* The transport for an element's `uri` property: empty means the process'
- * hub. Throws RelayError (Unsupported) for transports not available yet. */
-RelayTransport &transportForUri (const std::string &uri);
+/* What an element's properties say about its transport. */
+struct TransportSettings {
+  std::string uri;             /* empty: the process' hub; srt://HOST:PORT: SRT */
+  int socket = -1;             /* xdnrelaysink: an accepted, connected SRT socket to serve */
+  std::string passphrase;      /* SRT: SRTO_PASSPHRASE, empty for none */
+  guint latencyMs = 120;       /* SRT: SRTO_LATENCY */
+  std::string token;           /* SRT caller: `s=` of its streamid */
+  LinkHandler onLink;          /* SRT: link changes */
+
+  bool isHub () const { return uri.empty () && socket < 0; }
+};
+
+/* Throws RelayError (Unsupported) with a sentence saying what is wrong when
+ * the settings can never work (uri that is not srt://HOST:PORT, passphrase
+ * of the wrong length, both uri and socket set). */
+void checkTransportSettings (const TransportSettings &settings);
+
+/* The transport for @settings: the process' hub (not owned; the pointer's
+ * deleter does nothing) or a new SRT transport. Throws like
+ * checkTransportSettings(). */
+std::shared_ptr<RelayTransport> openTransport (const TransportSettings &settings);
 
 /* Stats as a GstStructure, for the elements' `stats` properties:
  *   track, id=(uint), kind=(string), codec=(string), caps=(string),
  *   packets=(guint64), bytes=(guint64), keyframe-requests=(guint64), ended=(boolean) */
 GstStructure *trackStatsToStructure (const TrackStats &track);
+
+/* An `xdn-relay-link` structure (the elements' element messages): uri
+ * (string), state (string), reason (string), reject-code (int). */
+GstStructure *linkStateToStructure (const LinkState &state);
 
 }  // namespace xdn::relay

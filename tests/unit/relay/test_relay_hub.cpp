@@ -554,16 +554,16 @@ TEST (RelayHub, WaitForStreamJoinsWhenPublished)
   gst_object_unref (src);
 }
 
-TEST (RelayHub, SrtUriIsNotAvailableYet)
+TEST (RelayHub, UnsupportedUriFailsClearly)
 {
   for (const char *factory : {"xdnrelaysink", "xdnrelaysrc"}) {
     GstElement *e = gst_element_factory_make (factory, nullptr);
-    g_object_set (e, "stream", "x", "uri", "srt://127.0.0.1:9000", nullptr);
+    g_object_set (e, "stream", "x", "uri", "udp://127.0.0.1:9000", nullptr);
     GstStateChangeReturn ret;
     GError *err = stateChangeError (e, GST_STATE_READY, &ret);
     EXPECT_EQ (ret, GST_STATE_CHANGE_FAILURE);
     ASSERT_NE (err, nullptr);
-    EXPECT_NE (std::string (err->message).find ("SRT mode is not available yet"),
+    EXPECT_NE (std::string (err->message).find ("unsupported relay uri udp://127.0.0.1:9000"),
         std::string::npos) << err->message;
     g_error_free (err);
     gst_object_unref (e);
