@@ -3,6 +3,7 @@
  * every key. */
 #pragma once
 
+#include "cluster.h"
 #include "xdn-ice.h"
 
 #include <string>
@@ -10,7 +11,24 @@
 namespace xdn {
 
 struct NodeConfig {
+  /* [node] */
   std::string role = "all";
+  NodeRole nodeRole = NodeRole::All;  /* parsed from role */
+  std::string nodeId;      /* empty: <hostname>-<http port> (resolveClusterDefaults) */
+  std::string region = "default";
+  int maxViewers = 500;    /* WHEP viewers at once; announced to the manager */
+  int maxDownstream = 0;   /* nodes pulling from this one; 0: not announced, no limit */
+  /* [cluster] */
+  std::string manager;     /* stream manager base URL; empty: no manager */
+  std::string clusterToken;
+  std::string publicUrl;   /* empty: http://<announce address>:<http port> */
+  std::string publicSrt;   /* empty: srt://<announce address>:<srt port> */
+  std::string upstream;    /* srt://HOST:PORT to pull from when there is no manager */
+  /* [relay] */
+  std::string relayPassphrase;
+  int relayLatencyMs = 120;
+  int relayLingerS = 10;
+  std::string relayToken;
   /* [http] */
   std::string httpAddress = "0.0.0.0";
   int httpPort = 8080;
@@ -38,5 +56,10 @@ struct NodeConfig {
 /* Parses argv (and the key file it names). On error returns false with a
  * message for the user; on --help prints usage and exits. */
 bool loadNodeConfig (int *argc, char ***argv, NodeConfig *config, std::string *error);
+
+/* Fills what depends on the bound ports: the node id and the public URLs.
+ * @hostname: the machine's name (g_get_host_name ()). */
+void resolveClusterDefaults (NodeConfig *config, int httpPort, int srtPort,
+    const std::string &hostname);
 
 }  // namespace xdn

@@ -1,4 +1,4 @@
-/* xdn-node: the OpenXDN streaming node (all-in-one: origin + edge). */
+/* xdn-node: the OpenXDN streaming node (origin, relay, edge, or all-in-one). */
 #include "config.h"
 #include "log.h"
 #include "node.h"
@@ -55,15 +55,23 @@ main (int argc, char **argv)
       fprintf (stderr, "xdn-node: %s\n", error.c_str ());
       status = 1;
     } else {
-      printf ("OpenXDN node is running.\n"
-              "  player:    http://127.0.0.1:%d/play/%s\n"
-              "  publisher: http://127.0.0.1:%d/publish/live/cam\n"
-              "  WHIP:      POST http://127.0.0.1:%d/whip/{stream}\n"
-              "  WHEP:      POST http://127.0.0.1:%d/whep/{stream}\n",
-          node.httpPort (), config.demo ? config.demoStream.c_str () : "{stream}",
-          node.httpPort (), node.httpPort (), node.httpPort ());
-      if (config.srtPort > 0)
-        printf ("  SRT:       srt://127.0.0.1:%d?streamid=#!::r={stream},m=publish\n", config.srtPort);
+      const xdn::RoleAbilities can = xdn::roleAbilities (config.nodeRole);
+      const int port = node.httpPort ();
+      printf ("OpenXDN node is running (role %s).\n", xdn::nodeRoleName (config.nodeRole));
+      if (can.whep)
+        printf ("  player:    http://127.0.0.1:%d/play/%s\n"
+                "  WHEP:      POST http://127.0.0.1:%d/whep/{stream}\n",
+            port, config.demo ? config.demoStream.c_str () : "{stream}", port);
+      if (can.ingest) {
+        printf ("  publisher: http://127.0.0.1:%d/publish/live/cam\n"
+                "  WHIP:      POST http://127.0.0.1:%d/whip/{stream}\n", port, port);
+        if (config.srtPort > 0)
+          printf ("  SRT:       srt://127.0.0.1:%d?streamid=#!::r={stream},m=publish\n", config.srtPort);
+      }
+      if (can.serveRequest && config.srtPort > 0)
+        printf ("  relay:     srt://127.0.0.1:%d?streamid=#!::r={stream},m=request\n", config.srtPort);
+      if (!config.manager.empty ())
+        printf ("  manager:   %s (node %s)\n", config.manager.c_str (), node.config ().nodeId.c_str ());
       fflush (stdout);
       g_main_loop_run (loop);
     }

@@ -7,6 +7,8 @@
 #include "xdn-stream-name.h"
 
 #include <gio/gio.h>
+#include <srt/access_control.h>
+#include <srt/srt.h>
 
 #include <algorithm>
 
@@ -15,6 +17,10 @@ namespace xdn {
 namespace {
 
 constexpr const char *kResourcePrefix = "/org/openxdn/web/";
+/* A viewer of a stream not here waits this long for its pull. */
+constexpr guint kPullWaitMs = 5000;
+/* A stream the route said is not live is refused (1404) this long. */
+constexpr gint64 kNotLiveCacheUs = 2 * G_USEC_PER_SEC;
 
 std::string
 newSessionId ()
@@ -40,7 +46,7 @@ contentTypeFor (const std::string &path)
 }  // namespace
 
 Node::Node (NodeConfig config)
-    : config_ (std::move (config)),
+    : config_ (std::move (config)), abilities_ (roleAbilities (config_.nodeRole)),
       http_ (http::ServerSettings{config_.httpAddress, config_.httpPort,
           static_cast<size_t> (config_.maxBodyBytes), config_.corsOrigin})
 {
@@ -49,11 +55,13 @@ Node::Node (NodeConfig config)
   sessionSettings_.connectTimeoutS = config_.connectTimeoutS;
   sessionSettings_.peerTimeoutS = config_.peerTimeoutS;
   startedAt_ = g_get_monotonic_time ();
+  alive_ = std::make_shared<Node *> (this);
 }
 
 Node::~Node ()
 {
   stop ();
+  *alive_ = nullptr;
 }
 
 bool
@@ -71,6 +79,13 @@ Node::start (std::string *error)
   });
   http_.route ("GET", "/api/v1/streams", [this] (SoupServerMessage *m, const std::string &rest) {
     handleStreams (m, rest);
+  });
+  http_.route ("GET", "/api/v1/node", [this] (SoupServerMessage *m, const std::string &rest) {
+    if (!rest.empty ()) {
+      http::respondError (m, SOUP_STATUS_NOT_FOUND, "no such resource");
+      return;
+    }
+    handleNodeInfo (m);
   });
   http_.route ("GET", "/metrics", [this] (SoupServerMessage *m, const std::string &) { handleMetrics (m); });
   http_.route ("GET", "/play/", [this] (SoupServerMessage *m, const std::string &) {
@@ -95,11 +110,11 @@ Node::start (std::string *error)
     srt.port = config_.srtPort;
     srt.latencyMs = config_.srtLatencyMs;
     srt.passphrase = config_.srtPassphrase;
+    srt.requestPassphrase = config_.relayPassphrase;
+    srt.requestLatencyMs = config_.relayLatencyMs;
     SrtIngestServer::Callbacks callbacks;
     callbacks.admit = [this] (const std::string &stream, const std::string &) {
-      /* Open admission; the only refusal is a name already published. */
-      std::string conflict = reserveStream (stream, "srt", "srt");
-      return conflict.empty () ? SrtAdmission () : SrtAdmission::conflict (conflict);
+      return admitPublisher (stream);
     };
     callbacks.makeSink = [this] (const std::string &stream) { return makeRelaySink (stream, 0); };
     callbacks.onStarted = [] (const std::string &stream, const std::string &peer) {
@@ -108,10 +123,69 @@ Node::start (std::string *error)
     callbacks.onEnded = [this] (const std::string &stream, const std::string &reason) {
       releaseStream (stream, reason);
     };
+    if (abilities_.serveRequest) {
+      callbacks.admitRequest = [this] (const std::string &stream, const std::string &token,
+          const std::string &) { return admitRequest (stream, token); };
+      /* Serving pipelines are the main thread's: hand the socket over. */
+      callbacks.onRequest = [this] (int socket, const std::string &stream, const std::string &peer) {
+        struct Handover {
+          std::weak_ptr<Node *> node;
+          int socket;
+          std::string stream, peer;
+        };
+        g_idle_add_full (G_PRIORITY_DEFAULT, [] (gpointer data) -> gboolean {
+              auto *h = static_cast<Handover *> (data);
+              auto node = h->node.lock ();
+              if (node && *node) {
+                (*node)->serveRequest (h->socket, h->stream, h->peer);
+                h->socket = -1;
+              }
+              return G_SOURCE_REMOVE;
+            }, new Handover{alive_, socket, stream, peer}, [] (gpointer data) {
+              auto *h = static_cast<Handover *> (data);
+              if (h->socket >= 0)
+                srt_close (h->socket);
+              delete h;
+            });
+      };
+    }
     srt_ = std::make_unique<SrtIngestServer> (srt, callbacks);
     if (!srt_->start (error))
       return false;
   }
+
+  resolveClusterDefaults (&config_, http_.port (), srt_ ? srt_->port () : 0, g_get_host_name ());
+  if (!config_.manager.empty ()) {
+    ManagerSettings ms;
+    ms.url = config_.manager;
+    ms.token = config_.clusterToken;
+    ms.nodeId = config_.nodeId;
+    ms.role = nodeRoleName (config_.nodeRole);
+    ms.region = config_.region;
+    ms.http = config_.publicUrl;
+    ms.srt = abilities_.serveRequest || abilities_.ingest ? config_.publicSrt : "";
+    ms.maxViewers = abilities_.whep ? config_.maxViewers : 0;
+    ms.maxDownstream = abilities_.serveRequest ? config_.maxDownstream : 0;
+    ManagerClient::Callbacks mc;
+    mc.report = [this] { return loadReport (); };
+    mc.routeChanged = [this] (const std::string &stream) {
+      auto it = pulls_.find (stream);
+      if (it != pulls_.end ())
+        it->second->reroute ("the manager changed the route");
+    };
+    mc.streamUnpublished = [this] (const std::string &stream) {
+      auto it = pulls_.find (stream);
+      if (it != pulls_.end ())
+        it->second->reroute ("the manager says the stream was unpublished");
+    };
+    mc.drainingChanged = [this] (bool draining) { setDraining (draining); };
+    manager_ = std::make_unique<ManagerClient> (ms, mc);
+    manager_->start ();
+  }
+  clusterTimer_ = g_timeout_add_seconds (1, [] (gpointer self) -> gboolean {
+        static_cast<Node *> (self)->clusterTick ();
+        return G_SOURCE_CONTINUE;
+      }, this);
 
   bitrateTimer_ = g_timeout_add_seconds (1, [] (gpointer self) -> gboolean {
         static_cast<Node *> (self)->sampleBitrates ();
@@ -121,7 +195,9 @@ Node::start (std::string *error)
   log (LogLevel::Info, "node.started",
       {{"http", config_.httpAddress + ":" + std::to_string (http_.port ())},
        {"srt", config_.srtPort > 0 ? config_.srtAddress + ":" + std::to_string (config_.srtPort) : "off"},
-       {"role", config_.role}});
+       {"role", config_.role}, {"node", config_.nodeId}, {"region", config_.region},
+       {"public_url", config_.publicUrl}, {"manager", config_.manager.empty () ? "none" : config_.manager},
+       {"upstream", config_.upstream}});
   if (config_.demo)
     startDemo ();
   return true;
@@ -142,7 +218,32 @@ Node::stop ()
     g_source_remove (bitrateTimer_);
     bitrateTimer_ = 0;
   }
-  /* Viewers first, then publishers. */
+  if (clusterTimer_) {
+    g_source_remove (clusterTimer_);
+    clusterTimer_ = 0;
+  }
+  /* The manager first: it stops sending viewers here. */
+  if (manager_)
+    manager_->stop ();
+  for (auto &entry : waiting_) {
+    for (auto &w : entry.second) {
+      g_source_remove (w.timer);
+      http::respondError (w.msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "the node is stopping");
+      soup_server_message_unpause (w.msg);
+      g_object_unref (w.msg);
+    }
+  }
+  waiting_.clear ();
+  /* Downstream nodes, then pulls. */
+  {
+    std::vector<std::shared_ptr<RelayServing>> ending;
+    for (auto &entry : servings_)
+      ending.push_back (entry.second);
+    for (auto &s : ending)
+      s->stop ("node stopping");
+    servings_.clear ();
+  }
+  /* Viewers first, then publishers and pulls. */
   for (auto kind : {PeerSession::Kind::Play, PeerSession::Kind::Publish}) {
     std::vector<std::shared_ptr<PeerSession>> ending;
     for (auto &entry : sessions_)
@@ -150,6 +251,14 @@ Node::stop ()
         ending.push_back (entry.second);
     for (auto &s : ending)
       s->stop ("node stopping");
+  }
+  {
+    std::vector<std::shared_ptr<Pull>> ending;
+    for (auto &entry : pulls_)
+      ending.push_back (entry.second);
+    for (auto &p : ending)
+      p->stop ("node stopping", SOUP_STATUS_SERVICE_UNAVAILABLE);
+    pulls_.clear ();
   }
   srt_.reset ();
   http_.stop ();
@@ -185,6 +294,27 @@ Node::releaseStream (const std::string &name, const std::string &reason)
     streams_.erase (it);
   }
   log (LogLevel::Info, "stream.ended", {{"stream", name}, {"reason", reason}});
+  /* Downstream nodes still waiting for a stream that never came: end them
+   * (from the loop; this may run on the SRT teardown thread). Those that
+   * had it get its end through the hub and finish by themselves first. */
+  struct Ended {
+    std::weak_ptr<Node *> node;
+    std::string name, reason;
+  };
+  g_timeout_add_full (G_PRIORITY_DEFAULT, 1500, [] (gpointer data) -> gboolean {
+        auto *e = static_cast<Ended *> (data);
+        auto node = e->node.lock ();
+        if (node && *node) {
+          bool back;
+          {
+            std::lock_guard<std::mutex> lock ((*node)->streamsLock_);
+            back = (*node)->streams_.count (e->name) > 0;
+          }
+          if (!back)
+            (*node)->stopServingsOf (e->name, "the stream ended: " + e->reason);
+        }
+        return G_SOURCE_REMOVE;
+      }, new Ended{alive_, name, reason}, [] (gpointer data) { delete static_cast<Ended *> (data); });
 }
 
 GstElement *
@@ -246,11 +376,16 @@ Node::onTrackAdded (const std::string &name, GstPad *pad)
     count = s.tracks.size ();
     if (s.expectedTracks && s.tracks.size () >= s.expectedTracks && !s.live)
       now_live = s.live = true;
+    /* A pulled stream is live when its pull says so (caps in the hub). */
+    if (s.source == "pull")
+      return;
   }
   if (now_live)
     log (LogLevel::Info, "stream.live", {{"stream", name}});
   /* Without an expected count (SRT), the stream is live once its tracks
-   * have stopped appearing: the demuxer adds them all at once. */
+   * have stopped appearing (the demuxer adds them all at once) and each has
+   * its caps (then the hub describes it to viewers); checked again until
+   * then. */
   struct Pending {
     Node *node;
     std::string name;
@@ -258,17 +393,22 @@ Node::onTrackAdded (const std::string &name, GstPad *pad)
   };
   g_timeout_add_full (G_PRIORITY_DEFAULT, 300, [] (gpointer data) -> gboolean {
         auto *p = static_cast<Pending *> (data);
-        bool became_live = false;
+        bool became_live = false, again = false;
         {
           std::lock_guard<std::mutex> lock (p->node->streamsLock_);
           auto it = p->node->streams_.find (p->name);
           if (it != p->node->streams_.end () && !it->second.live &&
-              !it->second.expectedTracks && it->second.tracks.size () == p->tracks)
-            became_live = it->second.live = true;
+              !it->second.expectedTracks && it->second.tracks.size () == p->tracks) {
+            bool caps = true;
+            for (const auto &t : it->second.tracks)
+              caps = caps && gst_pad_has_current_caps (t.pad.get ());
+            became_live = it->second.live = caps;
+            again = !caps;
+          }
         }
         if (became_live)
           log (LogLevel::Info, "stream.live", {{"stream", p->name}});
-        return G_SOURCE_REMOVE;
+        return again ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
       }, new Pending{this, name, count}, [] (gpointer data) { delete static_cast<Pending *> (data); });
 }
 
@@ -319,9 +459,23 @@ Node::checkOfferRequest (SoupServerMessage *msg, const std::string &stream, std:
 void
 Node::handleWhip (SoupServerMessage *msg, const std::string &stream)
 {
+  if (!abilities_.ingest) {
+    sessionsRefused_[0]++;
+    http::respondError (msg, SOUP_STATUS_FORBIDDEN, std::string ("this node is ") +
+        (config_.nodeRole == NodeRole::Edge ? "an edge" : "a relay") +
+        ": it takes no publishers; publish to an origin (ask the manager: "
+        "GET /api/v1/streams/{name}/publish)");
+    return;
+  }
   std::string offer;
   if (!checkOfferRequest (msg, stream, &offer))
     return;
+  if (draining_) {
+    sessionsRefused_[0]++;
+    http::respondError (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+        "the node is draining: it takes no new publishers; ask the manager for another origin");
+    return;
+  }
   std::string id = newSessionId ();
   std::string conflict = reserveStream (stream, "whip", id);
   if (!conflict.empty ()) {
@@ -340,29 +494,61 @@ Node::handleWhip (SoupServerMessage *msg, const std::string &stream)
 void
 Node::handleWhep (SoupServerMessage *msg, const std::string &stream)
 {
+  if (!abilities_.whep) {
+    sessionsRefused_[1]++;
+    http::respondError (msg, SOUP_STATUS_FORBIDDEN, "this node is a relay: it serves other "
+        "nodes, not viewers; play from an edge (ask the manager: GET /api/v1/streams/{name}/subscribe)");
+    return;
+  }
   std::string offer;
   if (!checkOfferRequest (msg, stream, &offer))
     return;
-  bool live = false;
+  if (draining_) {
+    sessionsRefused_[1]++;
+    http::respondError (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+        "the node is draining: it takes no new viewers; ask the manager for another edge");
+    return;
+  }
+  if (viewerCount () >= static_cast<size_t> (config_.maxViewers)) {
+    sessionsRefused_[1]++;
+    http::respondError (msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+        "the node has reached its viewer limit (" + std::to_string (config_.maxViewers) + ")");
+    return;
+  }
+  bool live = false, known = false, pulled = false;
   {
     std::lock_guard<std::mutex> lock (streamsLock_);
     auto it = streams_.find (stream);
-    live = it != streams_.end () && it->second.live;
+    known = it != streams_.end ();
+    live = known && it->second.live;
+    pulled = known && it->second.source == "pull";
   }
-  if (!live) {
-    sessionsRefused_[1]++;
-    http::respondError (msg, SOUP_STATUS_NOT_FOUND, "stream '" + stream + "' is not live");
+  if (live) {
+    startPlay (msg, stream, offer, false);
     return;
   }
+  /* Not here: pull it (once) and answer when it is live. */
+  if (abilities_.pullForViewers && canPull () && (!known || pulled)) {
+    waitForPull (msg, stream, offer);
+    return;
+  }
+  sessionsRefused_[1]++;
+  http::respondError (msg, SOUP_STATUS_NOT_FOUND, "stream '" + stream + "' is not live");
+}
+
+void
+Node::startPlay (SoupServerMessage *msg, const std::string &stream, const std::string &offer,
+    bool paused)
+{
   auto session = PlaySession::create (newSessionId (), stream, http::peerAddress (msg),
       sessionSettings_,
       [this] (const std::string &sid, const std::string &reason) { onSessionEnded (sid, reason); });
-  startSession (msg, session, offer);
+  startSession (msg, session, offer, paused);
 }
 
 void
 Node::startSession (SoupServerMessage *msg, std::shared_ptr<PeerSession> session,
-    const std::string &offer)
+    const std::string &offer, bool paused)
 {
   const std::string id = session->id ();
   sessions_[id] = session;
@@ -376,8 +562,10 @@ Node::startSession (SoupServerMessage *msg, std::shared_ptr<PeerSession> session
 
   /* The answer comes later, on the main loop: hold the response. The server
    * keeps the message alive while it is paused. */
-  soup_server_message_pause (msg);
-  g_object_ref (msg);
+  if (!paused) {
+    soup_server_message_pause (msg);
+    g_object_ref (msg);
+  }
   session->start (offer, [this, msg, id, kind] (guint status, const std::string &body) {
     if (status == SOUP_STATUS_CREATED) {
       sessionsStarted_[kind]++;
@@ -428,6 +616,322 @@ Node::onSessionEnded (const std::string &id, const std::string &reason)
       [] (gpointer data) { delete static_cast<std::shared_ptr<PeerSession> *> (data); });
 }
 
+/* ------------------------------------------------------------- cluster */
+
+size_t
+Node::viewerCount () const
+{
+  size_t n = 0;
+  for (const auto &entry : sessions_)
+    if (entry.second->kind () == PeerSession::Kind::Play)
+      n++;
+  for (const auto &entry : waiting_)
+    n += entry.second.size ();
+  return n;
+}
+
+void
+Node::routeStream (const std::string &stream, std::function<void (const RouteAnswer &)> done)
+{
+  if (manager_) {
+    manager_->route (stream, std::move (done));
+    return;
+  }
+  /* The static upstream, answered from the loop like the manager's. */
+  RouteAnswer answer;
+  if (config_.upstream.empty ()) {
+    answer.status = RouteAnswer::Status::Error;
+    answer.detail = "no manager and no upstream configured";
+  } else {
+    answer.status = RouteAnswer::Status::Ok;
+    answer.upstream = config_.upstream;
+  }
+  using Pending = std::pair<RouteAnswer, std::function<void (const RouteAnswer &)>>;
+  g_idle_add_full (G_PRIORITY_DEFAULT, [] (gpointer data) -> gboolean {
+        auto *p = static_cast<Pending *> (data);
+        p->second (p->first);
+        return G_SOURCE_REMOVE;
+      }, new Pending (answer, std::move (done)), [] (gpointer data) {
+        delete static_cast<Pending *> (data);
+      });
+}
+
+std::shared_ptr<Pull>
+Node::ensurePull (const std::string &stream, std::string *error)
+{
+  auto it = pulls_.find (stream);
+  if (it != pulls_.end ())
+    return it->second;
+  std::string conflict = reserveStream (stream, "pull", "");
+  if (!conflict.empty ()) {
+    *error = conflict;
+    return nullptr;
+  }
+  PullSettings ps;
+  ps.passphrase = config_.relayPassphrase;
+  ps.token = config_.relayToken;
+  ps.latencyMs = config_.relayLatencyMs;
+  ps.lingerS = config_.relayLingerS;
+  ps.staticRoute = !manager_;
+  Pull::Hooks hooks;
+  hooks.route = [this] (const std::string &name, std::function<void (const RouteAnswer &)> done) {
+    routeStream (name, std::move (done));
+  };
+  hooks.makeSink = [this] (const std::string &name) { return makeRelaySink (name, 0); };
+  hooks.live = [this] (const std::string &name) { onPullLive (name); };
+  hooks.ended = [this] (const std::string &name, const std::string &reason, guint status) {
+    onPullEnded (name, reason, status);
+  };
+  auto pull = Pull::create (stream, ps, hooks);
+  pulls_[stream] = pull;
+  pullsStarted_++;
+  pull->start ();
+  return pull;
+}
+
+void
+Node::waitForPull (SoupServerMessage *msg, const std::string &stream, const std::string &offer)
+{
+  std::string error;
+  auto pull = ensurePull (stream, &error);
+  if (!pull) {
+    sessionsRefused_[1]++;
+    http::respondError (msg, SOUP_STATUS_CONFLICT, error);
+    return;
+  }
+  if (pull->live ()) {
+    startPlay (msg, stream, offer, false);
+    return;
+  }
+  soup_server_message_pause (msg);
+  g_object_ref (msg);
+  struct Timeout {
+    Node *node;
+    std::string stream;
+    guint64 id;
+  };
+  const guint64 id = nextId_++;
+  guint timer = g_timeout_add_full (G_PRIORITY_DEFAULT, kPullWaitMs, [] (gpointer data) -> gboolean {
+        auto *t = static_cast<Timeout *> (data);
+        Node *node = t->node;
+        auto &list = node->waiting_[t->stream];
+        for (auto w = list.begin (); w != list.end (); ++w) {
+          if (w->id != t->id)
+            continue;
+          SoupServerMessage *m = w->msg;
+          list.erase (w);
+          node->sessionsRefused_[1]++;
+          node->waitersTimedOut_++;
+          log (LogLevel::Warning, "whep.pull.timeout", {{"stream", t->stream}});
+          http::respondError (m, SOUP_STATUS_NOT_FOUND, "stream '" + t->stream +
+              "' did not arrive from upstream within " + std::to_string (kPullWaitMs / 1000) + " s");
+          soup_server_message_unpause (m);
+          g_object_unref (m);
+          break;
+        }
+        if (list.empty ())
+          node->waiting_.erase (t->stream);
+        return G_SOURCE_REMOVE;
+      }, new Timeout{this, stream, id}, [] (gpointer data) { delete static_cast<Timeout *> (data); });
+  waiting_[stream].push_back (WhepWaiter{id, msg, offer, timer});
+}
+
+void
+Node::onPullLive (const std::string &stream)
+{
+  {
+    std::lock_guard<std::mutex> lock (streamsLock_);
+    auto it = streams_.find (stream);
+    if (it != streams_.end ()) {
+      it->second.live = true;
+      auto pull = pulls_.find (stream);
+      if (pull != pulls_.end ())
+        it->second.publisher = pull->second->upstream ();
+    }
+  }
+  log (LogLevel::Info, "stream.live", {{"stream", stream}, {"source", "pull"}});
+  auto it = waiting_.find (stream);
+  if (it == waiting_.end ())
+    return;
+  std::vector<WhepWaiter> waiters = std::move (it->second);
+  waiting_.erase (it);
+  for (auto &w : waiters) {
+    g_source_remove (w.timer);
+    startPlay (w.msg, stream, w.offer, true);
+  }
+}
+
+void
+Node::onPullEnded (const std::string &stream, const std::string &reason, guint status)
+{
+  auto it = pulls_.find (stream);
+  if (it != pulls_.end ()) {
+    pullRestartsOfEnded_ += it->second->restarts ();
+    /* Freed from the loop: the pull is still on the stack. */
+    g_idle_add_full (G_PRIORITY_LOW, [] (gpointer) -> gboolean { return G_SOURCE_REMOVE; },
+        new std::shared_ptr<Pull> (it->second),
+        [] (gpointer data) { delete static_cast<std::shared_ptr<Pull> *> (data); });
+    pulls_.erase (it);
+  }
+  if (status == SOUP_STATUS_NOT_FOUND) {
+    std::lock_guard<std::mutex> lock (streamsLock_);
+    notLive_[stream] = g_get_monotonic_time () + kNotLiveCacheUs;
+  }
+  releaseStream (stream, reason);
+  auto w = waiting_.find (stream);
+  if (w != waiting_.end ()) {
+    std::vector<WhepWaiter> waiters = std::move (w->second);
+    waiting_.erase (w);
+    for (auto &waiter : waiters) {
+      g_source_remove (waiter.timer);
+      sessionsRefused_[1]++;
+      http::respondError (waiter.msg, status, status == SOUP_STATUS_NOT_FOUND
+          ? "stream '" + stream + "' is not live (" + reason + ")"
+          : "cannot pull stream '" + stream + "': " + reason);
+      soup_server_message_unpause (waiter.msg);
+      g_object_unref (waiter.msg);
+    }
+  }
+  stopServingsOf (stream, "the pull ended: " + reason);
+}
+
+/* libsrt's receiver thread. */
+SrtAdmission
+Node::admitPublisher (const std::string &stream)
+{
+  if (!abilities_.ingest)
+    return SrtAdmission::refuse (SRT_REJX_BAD_MODE, std::string ("this node (role ") +
+        nodeRoleName (config_.nodeRole) + ") takes no publishers");
+  if (draining_)
+    return SrtAdmission::refuse (SRT_REJX_DOWN, "the node is draining");
+  /* Open admission; the only refusal is a name already published. */
+  std::string conflict = reserveStream (stream, "srt", "srt");
+  return conflict.empty () ? SrtAdmission () : SrtAdmission::conflict (conflict);
+}
+
+/* libsrt's receiver thread. */
+SrtAdmission
+Node::admitRequest (const std::string &stream, const std::string &token)
+{
+  if (!config_.relayToken.empty () && token != config_.relayToken)
+    return SrtAdmission::refuse (SRT_REJX_UNAUTHORIZED, "wrong or missing relay token (s=)");
+  if (config_.maxDownstream > 0 && servingsOpen_ >= config_.maxDownstream)
+    return SrtAdmission::refuse (SRT_REJX_OVERLOAD, "already serving " +
+        std::to_string (config_.maxDownstream) + " downstream links");
+  {
+    std::lock_guard<std::mutex> lock (streamsLock_);
+    const bool here = streams_.count (stream) > 0;
+    if (!here) {
+      auto nl = notLive_.find (stream);
+      const bool knownNotLive = nl != notLive_.end () && nl->second > g_get_monotonic_time ();
+      if (!abilities_.pullForRequest || !canPull () || knownNotLive)
+        return SrtAdmission::refuse (SRT_REJX_NOTFOUND, "the stream is not here");
+    }
+  }
+  return SrtAdmission ();
+}
+
+/* Main thread: an admitted m=request socket, accepted. */
+void
+Node::serveRequest (int socket, const std::string &stream, const std::string &peer)
+{
+  bool here;
+  {
+    std::lock_guard<std::mutex> lock (streamsLock_);
+    here = streams_.count (stream) > 0;
+  }
+  if (!here && abilities_.pullForRequest) {
+    std::string error;
+    if (!ensurePull (stream, &error))
+      log (LogLevel::Warning, "relay.pull_failed", {{"stream", stream}, {"reason", error}});
+  }
+  const guint64 id = nextId_++;
+  auto serving = RelayServing::create (id, socket, stream, peer,
+      [this] (RelayServing &s, const std::string &) {
+        servingsOpen_--;
+        auto it = servings_.find (s.id ());
+        if (it == servings_.end ())
+          return;
+        g_idle_add_full (G_PRIORITY_LOW, [] (gpointer) -> gboolean { return G_SOURCE_REMOVE; },
+            new std::shared_ptr<RelayServing> (it->second),
+            [] (gpointer data) { delete static_cast<std::shared_ptr<RelayServing> *> (data); });
+        servings_.erase (it);
+      });
+  servings_[id] = serving;
+  servingsStarted_++;
+  servingsOpen_++;
+  std::string error;
+  if (!serving->start (&error)) {
+    log (LogLevel::Error, "relay.serving.failed", {{"stream", stream}, {"peer", peer},
+        {"reason", error}});
+    serving->stop (error);
+  }
+}
+
+void
+Node::stopServingsOf (const std::string &stream, const std::string &reason)
+{
+  std::vector<std::shared_ptr<RelayServing>> ending;
+  for (auto &entry : servings_)
+    if (entry.second->stream () == stream)
+      ending.push_back (entry.second);
+  for (auto &s : ending)
+    s->stop (reason);
+}
+
+void
+Node::clusterTick ()
+{
+  std::vector<std::shared_ptr<Pull>> pulls;
+  for (auto &entry : pulls_)
+    pulls.push_back (entry.second);
+  /* Viewers waiting and downstream links (a relay's may wait for the hub
+   * stream before the pull has built it) keep a pull. */
+  std::map<std::string, unsigned> held;
+  for (const auto &entry : waiting_)
+    held[entry.first] += entry.second.size ();
+  for (const auto &entry : servings_)
+    held[entry.second->stream ()]++;
+  for (auto &p : pulls)
+    p->tick (held[p->stream ()]);
+  std::lock_guard<std::mutex> lock (streamsLock_);
+  const gint64 now = g_get_monotonic_time ();
+  for (auto it = notLive_.begin (); it != notLive_.end ();)
+    it = it->second <= now ? notLive_.erase (it) : std::next (it);
+}
+
+LoadReport
+Node::loadReport ()
+{
+  std::map<std::string, int> downstream;
+  for (const auto &entry : servings_)
+    downstream[entry.second->stream ()]++;
+  LoadReport r;
+  std::lock_guard<std::mutex> lock (streamsLock_);
+  for (const auto &entry : streams_) {
+    const Stream &s = entry.second;
+    StreamReport sr;
+    sr.name = s.name;
+    sr.publishing = s.source != "pull";
+    sr.pulling = s.source == "pull";
+    sr.viewers = static_cast<int> (s.viewers.size ());
+    r.streams.push_back (sr);
+    r.viewers += sr.viewers;
+    r.bitrateIn += s.bitrateIn;
+    auto d = downstream.find (s.name);
+    r.bitrateOut += s.bitrateIn * (sr.viewers + (d == downstream.end () ? 0 : d->second));
+  }
+  return r;
+}
+
+void
+Node::setDraining (bool draining)
+{
+  draining_ = draining;
+  log (LogLevel::Info, draining ? "node.draining" : "node.active",
+      {{"detail", draining ? "new publishers and viewers get 503; the current ones stay" : ""}});
+}
+
 /* ----------------------------------------------------------------- API */
 
 std::string
@@ -437,6 +941,8 @@ Node::streamJson (const Stream &s) const
   json_builder_begin_object (b);
   json::member (b, "name", s.name);
   json::member (b, "source", s.source);
+  if (s.source == "pull")
+    json::member (b, "upstream", s.publisher);
   json::member (b, "live", s.live);
   json::member (b, "uptime_s", (gint64) ((g_get_monotonic_time () - s.since) / G_USEC_PER_SEC));
   json::member (b, "viewers", (gint64) s.viewers.size ());
@@ -530,11 +1036,51 @@ Node::handleMetrics (SoupServerMessage *msg)
     m.family ("xdn_stream_bitrate_in_bits", "gauge", "Inbound bitrate of a stream, bit/s.");
     for (const auto &entry : streams_)
       m.sample ("xdn_stream_bitrate_in_bits", entry.second.bitrateIn, {{"stream", entry.first}});
+    m.family ("xdn_stream_bytes_in_total", "counter",
+        "RTP bytes that came into a stream here (published or pulled), while the node carries it.");
+    for (const auto &entry : streams_) {
+      guint64 total = 0;
+      for (const auto &t : entry.second.tracks)
+        total += *t.bytes;
+      m.sample ("xdn_stream_bytes_in_total", total, {{"stream", entry.first},
+          {"source", entry.second.source}});
+    }
     m.family ("xdn_track_received_bytes_total", "counter", "RTP bytes received on a track.");
     for (const auto &entry : streams_)
       for (size_t i = 0; i < entry.second.tracks.size (); i++)
         m.sample ("xdn_track_received_bytes_total", *entry.second.tracks[i].bytes,
             {{"stream", entry.first}, {"track", std::to_string (i)}});
+  }
+  {
+    m.family ("xdn_pulls", "gauge", "Streams pulled from upstream now.");
+    m.sample ("xdn_pulls", pulls_.size ());
+    m.family ("xdn_pulls_started_total", "counter", "Pulls started.");
+    m.sample ("xdn_pulls_started_total", pullsStarted_);
+    guint64 restarts = pullRestartsOfEnded_;
+    for (const auto &entry : pulls_)
+      restarts += entry.second->restarts ();
+    m.family ("xdn_pull_restarts_total", "counter",
+        "Times a pull's link came back after a loss, or was re-pointed to another upstream.");
+    m.sample ("xdn_pull_restarts_total", restarts);
+    m.family ("xdn_pull_wait_timeouts_total", "counter",
+        "Viewers refused because their stream did not arrive from upstream in time.");
+    m.sample ("xdn_pull_wait_timeouts_total", waitersTimedOut_);
+    m.family ("xdn_relay_downstream", "gauge", "Downstream nodes served over SRT now.");
+    m.sample ("xdn_relay_downstream", servings_.size ());
+    m.family ("xdn_relay_downstream_started_total", "counter", "Downstream links served.");
+    m.sample ("xdn_relay_downstream_started_total", servingsStarted_);
+    m.family ("xdn_node_draining", "gauge", "1 while the node is draining.");
+    m.sample ("xdn_node_draining", draining_ ? 1 : 0);
+    if (manager_) {
+      m.family ("xdn_manager_registered", "gauge", "1 while the node is registered with the manager.");
+      m.sample ("xdn_manager_registered", manager_->registered () ? 1 : 0);
+      m.family ("xdn_manager_events_connected", "gauge", "1 while the manager's event WebSocket is open.");
+      m.sample ("xdn_manager_events_connected", manager_->eventsConnected () ? 1 : 0);
+      m.family ("xdn_manager_registrations_total", "counter", "Registrations accepted by the manager.");
+      m.sample ("xdn_manager_registrations_total", manager_->registrations ());
+      m.family ("xdn_manager_heartbeats_failed_total", "counter", "Heartbeats without a 200 answer.");
+      m.sample ("xdn_manager_heartbeats_failed_total", manager_->heartbeatsFailed ());
+    }
   }
   if (srt_) {
     SrtIngestStats stats = srt_->stats ();
@@ -549,8 +1095,60 @@ Node::handleMetrics (SoupServerMessage *msg)
     m.sample ("xdn_srt_refused_total", stats.refused.overload, {{"reason", "overload"}});
     m.sample ("xdn_srt_refused_total", stats.refused.badMode, {{"reason", "bad_mode"}});
     m.sample ("xdn_srt_refused_total", stats.refused.badType, {{"reason", "bad_type"}});
+    m.sample ("xdn_srt_refused_total", stats.refused.notFound, {{"reason", "not_found"}});
+    m.sample ("xdn_srt_refused_total", stats.refused.unauthorized, {{"reason", "unauthorized"}});
+    m.sample ("xdn_srt_refused_total", stats.refused.unavailable, {{"reason", "unavailable"}});
+    m.family ("xdn_srt_requests_accepted_total", "counter", "SRT m=request connections accepted.");
+    m.sample ("xdn_srt_requests_accepted_total", stats.requestsAccepted);
   }
   http::respond (msg, SOUP_STATUS_OK, "text/plain; version=0.0.4", m.text ());
+}
+
+void
+Node::handleNodeInfo (SoupServerMessage *msg)
+{
+  JsonBuilder *b = json_builder_new ();
+  json_builder_begin_object (b);
+  json::member (b, "id", config_.nodeId);
+  json::member (b, "role", nodeRoleName (config_.nodeRole));
+  json::member (b, "region", config_.region);
+  json::member (b, "http", config_.publicUrl);
+  json::member (b, "srt", config_.publicSrt);
+  json::member (b, "manager", config_.manager);
+  json::member (b, "upstream", config_.upstream);
+  json::member (b, "registered", manager_ ? manager_->registered () : false);
+  json::member (b, "draining", draining_.load ());
+  json::member (b, "viewers", (gint64) viewerCount ());
+  json_builder_set_member_name (b, "pulls");
+  json_builder_begin_array (b);
+  for (const auto &entry : pulls_) {
+    const Pull &p = *entry.second;
+    json_builder_begin_object (b);
+    json::member (b, "stream", p.stream ());
+    json::member (b, "upstream", p.upstream ());
+    json::member (b, "live", p.live ());
+    json::member (b, "linked", p.linked ());
+    json::member (b, "subscribers", (gint64) p.subscribers ());
+    json::member (b, "restarts", (gint64) p.restarts ());
+    json::member (b, "uptime_s", (gint64) ((g_get_monotonic_time () - p.startedAt ()) / G_USEC_PER_SEC));
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "downstream");
+  json_builder_begin_array (b);
+  for (const auto &entry : servings_) {
+    const RelayServing &s = *entry.second;
+    json_builder_begin_object (b);
+    json::member (b, "stream", s.stream ());
+    json::member (b, "peer", s.peer ());
+    json::member (b, "uptime_s", (gint64) ((g_get_monotonic_time () - s.startedAt ()) / G_USEC_PER_SEC));
+    json_builder_end_object (b);
+  }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  std::string body = json::toString (b);
+  g_object_unref (b);
+  http::respond (msg, SOUP_STATUS_OK, "application/json", body + "\n");
 }
 
 void

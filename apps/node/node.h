@@ -1,15 +1,24 @@
-/* The all-in-one node: WHIP and SRT publishers in, WHEP viewers out, each
- * peer a pipeline of its own joined through the stream hub; the JSON API,
- * Prometheus metrics and the web pages on one HTTP port. */
+/* The node: WHIP and SRT publishers in, WHEP viewers out, each peer a
+ * pipeline of its own joined through the stream hub; downstream nodes
+ * served over SRT (m=request) and streams pulled from upstream on demand;
+ * the manager client; the JSON API, Prometheus metrics and the web pages on
+ * one HTTP port. What it does of all this depends on its role (cluster.h:
+ * RoleAbilities). */
 #pragma once
 
+#include "cluster.h"
 #include "config.h"
 #include "http.h"
+#include "manager-client.h"
 #include "peer-session.h"
+#include "pull.h"
+#include "relay-serving.h"
+#include "srt-ingest.h"
 #include "xdn-gref.h"
 
 #include <gst/gst.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,8 +27,6 @@
 #include <vector>
 
 namespace xdn {
-
-class SrtIngestServer;
 
 class Node {
 public:
@@ -32,6 +39,8 @@ public:
   void stop ();
 
   int httpPort () const { return http_.port (); }
+  /* The settings, with the node id and public URLs filled by start (). */
+  const NodeConfig &config () const { return config_; }
 
 private:
   /* One live (or starting) stream. */
@@ -41,8 +50,8 @@ private:
   };
   struct Stream {
     std::string name;
-    std::string source;          /* "whip" or "srt" */
-    std::string publisher;       /* WHIP session id, or the SRT peer */
+    std::string source;          /* "whip", "srt" or "pull" */
+    std::string publisher;       /* WHIP session id, the SRT peer, or the upstream */
     unsigned expectedTracks = 0; /* 0: not known (SRT) */
     bool live = false;
     gint64 since = 0;            /* monotonic, us */
@@ -63,23 +72,68 @@ private:
 
   void handleWhip (SoupServerMessage *msg, const std::string &stream);
   void handleWhep (SoupServerMessage *msg, const std::string &stream);
+  void startPlay (SoupServerMessage *msg, const std::string &stream, const std::string &offer,
+      bool paused);
+  /* @paused: the message is already paused and referenced (a viewer that
+   * waited for a pull). */
   void startSession (SoupServerMessage *msg, std::shared_ptr<PeerSession> session,
-      const std::string &offer);
+      const std::string &offer, bool paused = false);
   void handleDeleteSession (SoupServerMessage *msg, const std::string &id);
   void handleStreams (SoupServerMessage *msg, const std::string &rest);
   void handleMetrics (SoupServerMessage *msg);
+  void handleNodeInfo (SoupServerMessage *msg);
   void handleResource (SoupServerMessage *msg, const std::string &path, const char *type = nullptr);
   void onSessionEnded (const std::string &id, const std::string &reason);
   bool checkOfferRequest (SoupServerMessage *msg, const std::string &stream, std::string *offer);
   std::string streamJson (const Stream &s) const;
 
+  /* Cluster: pulls, viewers waiting for them, downstream nodes served. */
+  bool canPull () const { return !config_.manager.empty () || !config_.upstream.empty (); }
+  std::shared_ptr<Pull> ensurePull (const std::string &stream, std::string *error);
+  void waitForPull (SoupServerMessage *msg, const std::string &stream, const std::string &offer);
+  void onPullLive (const std::string &stream);
+  void onPullEnded (const std::string &stream, const std::string &reason, guint status);
+  void routeStream (const std::string &stream, std::function<void (const RouteAnswer &)> done);
+  SrtAdmission admitPublisher (const std::string &stream);
+  SrtAdmission admitRequest (const std::string &stream, const std::string &token);
+  void serveRequest (int socket, const std::string &stream, const std::string &peer);
+  void stopServingsOf (const std::string &stream, const std::string &reason);
+  void clusterTick ();
+  LoadReport loadReport ();
+  void setDraining (bool draining);
+  size_t viewerCount () const;
+
   void startDemo ();
   static gboolean onDemoBus (GstBus *, GstMessage *msg, gpointer self);
 
   NodeConfig config_;
+  const RoleAbilities abilities_;
   SessionSettings sessionSettings_;
   http::Server http_;
   std::unique_ptr<SrtIngestServer> srt_;
+  std::unique_ptr<ManagerClient> manager_;
+  /* Lets callbacks queued on the loop (from SRT threads) know the node is
+   * still there. */
+  std::shared_ptr<Node *> alive_;
+
+  /* Main thread only. */
+  struct WhepWaiter {
+    guint64 id;
+    SoupServerMessage *msg;      /* paused, one reference held */
+    std::string offer;
+    guint timer;
+  };
+  std::map<std::string, std::shared_ptr<Pull>> pulls_;
+  std::map<std::string, std::vector<WhepWaiter>> waiting_;
+  std::map<guint64, std::shared_ptr<RelayServing>> servings_;
+  guint64 nextId_ = 1;
+  guint clusterTimer_ = 0;
+  guint64 pullsStarted_ = 0, pullRestartsOfEnded_ = 0, servingsStarted_ = 0;
+  guint64 waitersTimedOut_ = 0;
+
+  /* Read by the SRT threads too. */
+  std::atomic<bool> draining_{false};
+  std::atomic<int> servingsOpen_{0};     /* admitted and not ended */
 
   /* Main thread only. */
   std::map<std::string, std::shared_ptr<PeerSession>> sessions_;
@@ -92,6 +146,10 @@ private:
   /* Streams are touched by the main thread and by the SRT threads. */
   mutable std::mutex streamsLock_;
   std::map<std::string, Stream> streams_;  /* protected by streamsLock_ */
+  /* Streams the route said are not live, until when (monotonic us): a
+   * downstream asking again at once gets 1404 without a new pull.
+   * Protected by streamsLock_. */
+  std::map<std::string, gint64> notLive_;
 };
 
 }  // namespace xdn

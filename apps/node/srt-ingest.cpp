@@ -95,6 +95,7 @@ struct SrtIngestServer::Pending {
   std::string stream;
   std::string peer;
   Clock::time_point since;
+  bool request = false;  /* m=request: handed to onRequest, no name reserved */
 };
 
 /* One publisher: its socket (I/O thread) and its pipeline. */
@@ -342,6 +343,10 @@ SrtIngestServer::start (std::string *error)
   if (plen != 0 && (plen < 10 || plen > 79))
     return failWith ("the SRT passphrase must be 10 to 79 characters long (it has "
         + std::to_string (plen) + ")");
+  const size_t rlen = settings_.requestPassphrase.size ();
+  if (rlen != 0 && (rlen < 10 || rlen > 79))
+    return failWith ("the relay passphrase must be 10 to 79 characters long (it has "
+        + std::to_string (rlen) + ")");
   if (settings_.port < 0 || settings_.port > 65535)
     return failWith ("SRT port " + std::to_string (settings_.port) + " is out of range");
   if (settings_.latencyMs < 0 || settings_.maxPublishers < 1)
@@ -472,6 +477,7 @@ SrtIngestServer::stats () const
     out.publishers.push_back (std::move (info));
   }
   out.publishersAccepted = publishersAccepted_;
+  out.requestsAccepted = requestsAccepted_;
   out.refused = refused_;
   return out;
 }
@@ -498,19 +504,32 @@ SrtIngestServer::onConnectRequest (SRTSOCKET socket, const struct sockaddr *peer
 {
   const std::string peer = formatPeer (peerAddr);
   const std::string raw = streamIdText ? streamIdText : "";
+  SrtStreamId id;
   auto refuse = [&] (int code, uint64_t SrtIngestRefusals::*counter, const std::string &why) {
     {
       std::lock_guard<std::mutex> guard (lock_);
       refused_.*counter += 1;
     }
     GUniquePtr<gchar> shown (g_strescape (redactSrtStreamId (raw.substr (0, 160)).c_str (), nullptr));
-    log (LogLevel::Warning, "srt.publish.refused", {{"peer", peer},
+    log (LogLevel::Warning, id.mode == SrtStreamId::Mode::Request ? "srt.request.refused"
+        : "srt.publish.refused", {{"peer", peer},
         {"streamid", shown.get ()}, {"code", std::to_string (code)}, {"reason", why}});
     srt_setrejectreason (socket, code);
     return -1;
   };
+  /* A refusal from a callback, counted by its code. */
+  auto refuseWith = [&] (const SrtAdmission &answer, const std::string &why) {
+    switch (answer.code) {
+      case SRT_REJX_CONFLICT: return refuse (answer.code, &SrtIngestRefusals::conflict, why);
+      case SRT_REJX_NOTFOUND: return refuse (answer.code, &SrtIngestRefusals::notFound, why);
+      case SRT_REJX_BAD_MODE: return refuse (answer.code, &SrtIngestRefusals::badMode, why);
+      case SRT_REJX_OVERLOAD: return refuse (answer.code, &SrtIngestRefusals::overload, why);
+      case SRT_REJX_UNAUTHORIZED: return refuse (answer.code, &SrtIngestRefusals::unauthorized, why);
+      case SRT_REJX_DOWN: return refuse (answer.code, &SrtIngestRefusals::unavailable, why);
+      default: return refuse (SRT_REJX_FORBIDDEN, &SrtIngestRefusals::forbidden, why);
+    }
+  };
 
-  SrtStreamId id;
   if (SrtStreamIdError e = parseSrtStreamId (raw, &id)) {
     switch (e.kind) {
       case SrtStreamIdError::Kind::UnsupportedMode:
@@ -520,6 +539,57 @@ SrtIngestServer::onConnectRequest (SRTSOCKET socket, const struct sockaddr *peer
       default:
         return refuse (SRT_REJX_BAD_REQUEST, &SrtIngestRefusals::badRequest, e.reason);
     }
+  }
+
+  /* A downstream node asks for a stream: the application decides, nothing
+   * is reserved, and the socket gets the relay passphrase and latency. */
+  if (id.mode == SrtStreamId::Mode::Request) {
+    {
+      std::lock_guard<std::mutex> guard (lock_);
+      if (stopping_) {
+        srt_setrejectreason (socket, SRT_REJX_DOWN);
+        return -1;
+      }
+    }
+    if (!callbacks_.admitRequest)
+      return refuse (SRT_REJX_BAD_MODE, &SrtIngestRefusals::badMode,
+          "m=request is not served here; use m=publish");
+    SrtAdmission answer;
+    try {
+      answer = callbacks_.admitRequest (id.resource, id.token, peer);
+    } catch (const std::exception &e) {
+      answer = SrtAdmission::refuse (SRT_REJX_ISE, std::string ("admission failed: ") + e.what ());
+    } catch (...) {
+      answer = SrtAdmission::refuse (SRT_REJX_ISE, "admission failed");
+    }
+    if (!answer.admitted ())
+      return refuseWith (answer, "stream '" + id.resource + "': " + answer.reason);
+
+    const std::string &pass = settings_.requestPassphrase;
+    if (pass != settings_.passphrase &&
+        srt_setsockflag (socket, SRTO_PASSPHRASE, pass.c_str (), (int) pass.size ()) != 0) {
+      GST_ERROR ("cannot set the relay passphrase on the socket of %s: %s", peer.c_str (),
+          srtError ().c_str ());
+      srt_setrejectreason (socket, SRT_REJX_ISE);
+      return -1;
+    }
+    const int latency = settings_.requestLatencyMs;
+    if (latency != settings_.latencyMs &&
+        srt_setsockflag (socket, SRTO_LATENCY, &latency, sizeof latency) != 0)
+      GST_WARNING ("cannot set the relay latency on the socket of %s: %s", peer.c_str (),
+          srtError ().c_str ());
+
+    auto pending = std::make_shared<Pending> ();
+    pending->stream = id.resource;
+    pending->peer = peer;
+    pending->since = Clock::now ();
+    pending->request = true;
+    {
+      std::lock_guard<std::mutex> guard (lock_);
+      pending_[socket] = std::move (pending);
+    }
+    GST_INFO ("admitting SRT request for '%s' from %s", id.resource.c_str (), peer.c_str ());
+    return 0;
   }
 
   bool conflict = false, overload = false;
@@ -558,10 +628,7 @@ SrtIngestServer::onConnectRequest (SRTSOCKET socket, const struct sockaddr *peer
       std::lock_guard<std::mutex> guard (lock_);
       reserved_.erase (id.resource);
     }
-    const std::string why = "stream '" + id.resource + "': " + answer.reason;
-    if (answer.code == SRT_REJX_CONFLICT)
-      return refuse (SRT_REJX_CONFLICT, &SrtIngestRefusals::conflict, why);
-    return refuse (SRT_REJX_FORBIDDEN, &SrtIngestRefusals::forbidden, why);
+    return refuseWith (answer, "stream '" + id.resource + "': " + answer.reason);
   }
 
   auto pending = std::make_shared<Pending> ();
@@ -611,6 +678,8 @@ SrtIngestServer::ioLoop ()
     pending.swap (pending_);
   }
   for (auto &[socket, p] : pending) {
+    if (p->request)
+      continue;
     auto stub = std::make_shared<Publisher> ();
     stub->stream = p->stream;
     stub->peer = p->peer;
@@ -655,6 +724,26 @@ SrtIngestServer::acceptOne ()
     GST_WARNING ("closing SRT connection from %s admitted too long ago",
         formatPeer (reinterpret_cast<struct sockaddr *> (&addr)).c_str ());
     srt_close (s);
+    return;
+  }
+  if (pending->request) {
+    {
+      std::lock_guard<std::mutex> guard (lock_);
+      requestsAccepted_++;
+    }
+    log (LogLevel::Info, "srt.request.accepted", {{"stream", pending->stream},
+        {"peer", pending->peer}});
+    if (!callbacks_.onRequest) {
+      srt_close (s);
+      return;
+    }
+    try {
+      callbacks_.onRequest (s, pending->stream, pending->peer);
+    } catch (const std::exception &e) {
+      GST_ERROR ("stream %s: onRequest failed: %s", pending->stream.c_str (), e.what ());
+    } catch (...) {
+      GST_ERROR ("stream %s: onRequest failed", pending->stream.c_str ());
+    }
     return;
   }
   startPublisher (s, pending->stream, pending->peer);
@@ -834,8 +923,12 @@ SrtIngestServer::expirePending ()
     SRT_SOCKSTATUS st = srt_getsockstate (it->first);
     const bool gone = st == SRTS_BROKEN || st == SRTS_CLOSED || st == SRTS_NONEXIST
         || st == SRTS_CLOSING;
-    if ((gone && now - it->second->since > std::chrono::milliseconds (500))
-        || now - it->second->since > kPendingTimeout) {
+    const bool expired = (gone && now - it->second->since > std::chrono::milliseconds (500))
+        || now - it->second->since > kPendingTimeout;
+    if (expired && it->second->request) {
+      /* Nothing reserved for a request. */
+      it = pending_.erase (it);
+    } else if (expired) {
       log (LogLevel::Warning, "srt.publish.ended", {{"stream", it->second->stream},
           {"peer", it->second->peer}, {"reason", "handshake did not complete"}});
       auto stub = std::make_shared<Publisher> ();

@@ -1,18 +1,30 @@
-/* SRT ingest: publishers send MPEG-TS (H.264 + AAC or Opus) over SRT to one
- * listening port; each becomes a small pipeline whose RTP tracks go into an
- * element the application provides (in the node: xdnrelaysink stream=NAME).
+/* The node's SRT listener. Two kinds of callers come to its one port:
+ *
+ *  - publishers (m=publish) send MPEG-TS (H.264 + AAC or Opus); each
+ *    becomes a small pipeline whose RTP tracks go into an element the
+ *    application provides (in the node: xdnrelaysink stream=NAME);
+ *  - downstream nodes (m=request) ask for a stream; once admitted and
+ *    accepted, the socket is handed to the application, which serves the
+ *    stream on it (in the node: xdnrelaysrc ! xdnrelaysink socket=N). Their
+ *    passphrase and latency are set per connection in the listener
+ *    callback (SrtIngestSettings::request*).
  *
  * The stream is chosen by the streamid (`#!::r=live/x,m=publish,s=TOKEN`,
- * or a plain stream name, see srt-streamid.h). The listener callback
- * refuses a bad streamid before the handshake completes, with an SRT
- * rejection code the caller sees:
+ * or a plain stream name to publish, see srt-streamid.h). The listener
+ * callback refuses a bad streamid before the handshake completes, with an
+ * SRT rejection code the caller sees:
  *
  *   1400 SRT_REJX_BAD_REQUEST   malformed streamid, invalid stream name
- *   1402 SRT_REJX_OVERLOAD      maxPublishers reached
+ *   1401 SRT_REJX_UNAUTHORIZED  m=request with a wrong token (admitRequest)
+ *   1402 SRT_REJX_OVERLOAD      maxPublishers / maxRequests reached
  *   1403 SRT_REJX_FORBIDDEN     refused by Callbacks::admit (token)
- *   1405 SRT_REJX_BAD_MODE      m other than publish
+ *   1404 SRT_REJX_NOTFOUND      m=request for a stream the node cannot serve
+ *   1405 SRT_REJX_BAD_MODE      m=bidirectional, or a mode the node's role
+ *                               does not serve (m=request without
+ *                               Callbacks::admitRequest)
  *   1409 SRT_REJX_CONFLICT      the stream already has a publisher here
  *   1415 SRT_REJX_NOTSUP_MEDIA  t=file or t=auth
+ *   1503 SRT_REJX_DOWN          the node is stopping or draining
  *
  * Per publisher:
  *
@@ -58,6 +70,11 @@ struct SrtIngestSettings {
   std::string passphrase;
   /* Publishers admitted at once (connected or still in the handshake). */
   int maxPublishers = 64;
+  /* Downstream nodes (m=request): passphrase and latency set on each of
+   * their sockets in the listener callback, in place of the ones above.
+   * The passphrase is empty (no encryption) or 10 to 79 characters. */
+  std::string requestPassphrase;
+  int requestLatencyMs = 120;
   /* A publisher that sends nothing for this long is ended. */
   int idleTimeoutMs = 5000;
   /* A publisher without any H.264, AAC or Opus track after this long is
@@ -77,6 +94,9 @@ struct SrtIngestRefusals {
   uint64_t badMode = 0;      /* 1405 */
   uint64_t conflict = 0;     /* 1409 */
   uint64_t badType = 0;      /* 1415 */
+  uint64_t notFound = 0;     /* 1404 */
+  uint64_t unauthorized = 0; /* 1401 */
+  uint64_t unavailable = 0;  /* 1503 */
 };
 
 struct SrtPublisherInfo {
@@ -90,6 +110,7 @@ struct SrtIngestStats {
   std::vector<SrtPublisherInfo> publishers;
   uint64_t bytesReceived = 0;        /* over all publishers, ever */
   uint64_t publishersAccepted = 0;   /* ever */
+  uint64_t requestsAccepted = 0;     /* m=request sockets handed over, ever */
   SrtIngestRefusals refused;
 };
 
@@ -100,10 +121,13 @@ struct SrtAdmission {
   SrtAdmission (std::string refusal) : reason (std::move (refusal)) {}
   SrtAdmission (const char *refusal) : reason (refusal ? refusal : "") {}
   /* Refuses with 1409: the stream is published by other means (WHIP). */
-  static SrtAdmission conflict (std::string why)
+  static SrtAdmission conflict (std::string why) { return refuse (1409, std::move (why)); }
+  /* Refuses with any SRT rejection code (1401, 1402, 1403, 1404, 1405,
+   * 1409, 1503). */
+  static SrtAdmission refuse (int code, std::string why)
   {
     SrtAdmission a (std::move (why));
-    a.code = 1409;
+    a.code = code;
     return a;
   }
   bool admitted () const { return reason.empty (); }
@@ -122,6 +146,17 @@ public:
      * reserved (later publishers of it get 1409) until onEnded has
      * returned. @token may be empty. Unset: everyone is admitted. */
     std::function<SrtAdmission (const std::string &stream, const std::string &token)> admit;
+    /* Decides on an m=request from a downstream node: "" admits, else a
+     * refusal with its code (SrtAdmission::refuse: 1404 unknown stream,
+     * 1401 wrong token, 1402, 1405, 1503). libsrt's receiver thread, during
+     * the handshake: answer quickly. Unset: m=request is refused (1405). */
+    std::function<SrtAdmission (const std::string &stream, const std::string &token,
+        const std::string &peer)> admitRequest;
+    /* An admitted m=request connection is established: the callee owns
+     * @socket (an SRTSOCKET, non-blocking for receiving as the listener)
+     * from now on and must close it. I/O thread. Unset: the socket is
+     * closed. */
+    std::function<void (int socket, const std::string &stream, const std::string &peer)> onRequest;
     /* Builds the element that takes the stream's RTP tracks: it has
      * request sink pads "sink_%u" taking application/x-rtp. Returns a new
      * (floating or full) reference; nullptr ends the publisher. Called on
@@ -192,6 +227,7 @@ private:
   std::map<int, std::shared_ptr<Publisher>> publishers_;
   uint64_t bytesOfEnded_ = 0;
   uint64_t publishersAccepted_ = 0;
+  uint64_t requestsAccepted_ = 0;
   SrtIngestRefusals refused_;
   /* Publishers handed to the teardown thread. */
   std::deque<std::shared_ptr<Publisher>> ending_;

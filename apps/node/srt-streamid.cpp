@@ -162,10 +162,10 @@ parseSrtStreamId (const std::string &text, SrtStreamId *out)
   else if (!type.empty () && type != "stream")
     out->token = type;
 
-  if (out->mode != SrtStreamId::Mode::Publish) {
+  if (out->mode == SrtStreamId::Mode::Bidirectional) {
     return fail (Kind::UnsupportedMode, std::string ("streamid mode m=") +
         srtStreamIdModeName (out->mode) + (haveMode ? "" : " (the default)") +
-        " is not served here; use m=publish");
+        " is not served here; use m=publish or m=request");
   }
   return {};
 }

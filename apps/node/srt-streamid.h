@@ -1,5 +1,5 @@
-/* The SRT streamid of a publisher: which stream it publishes and with
- * which credentials.
+/* The SRT streamid of a caller: which stream it publishes or asks for,
+ * and with which credentials.
  *
  * Two forms are understood:
  *
@@ -7,8 +7,10 @@
  *       #!::r=live/race-7,m=publish,s=TOKEN
  *     comma-separated key=value pairs after the `#!::` prefix. Keys:
  *       r  stream name (required)
- *       m  mode: `publish` is served; `request` (the default when m is
- *          absent) and `bidirectional` are not
+ *       m  mode: `publish` (a publisher) or `request` (the default when
+ *          m is absent: a downstream node pulling the stream); whether
+ *          the node serves the mode is up to the server (srt-ingest.h);
+ *          `bidirectional` is refused here
  *       s  session id, taken as the publish token
  *       t  type: `stream` (the default); `file` and `auth` are not served;
  *          any other value is taken as the publish token (`t=TOKEN`)
@@ -42,7 +44,7 @@ struct SrtStreamIdError {
   enum class Kind {
     None,
     Malformed,        /* syntax, missing r, invalid stream name: 1400 */
-    UnsupportedMode,  /* m other than publish: 1405 */
+    UnsupportedMode,  /* m=bidirectional or unknown: 1405 */
     UnsupportedType,  /* t=file or t=auth: 1415 */
   };
   Kind kind = Kind::None;
@@ -52,7 +54,7 @@ struct SrtStreamIdError {
 };
 
 /* Parses @text into @out. Returns an error (false-y when the streamid is
- * acceptable for publishing). @out is filled as far as parsing got, so the
+ * acceptable: m=publish or m=request). @out is filled as far as parsing got, so the
  * log line of a refusal can still name the resource. */
 SrtStreamIdError parseSrtStreamId (const std::string &text, SrtStreamId *out);
 

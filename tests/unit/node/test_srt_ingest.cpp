@@ -43,6 +43,7 @@ struct Observed {
   std::map<std::string, std::map<std::string, int>> packets;  /* stream -> encoding -> count */
   std::vector<std::string> started;
   std::vector<std::pair<std::string, std::string>> ended;     /* stream, reason */
+  std::vector<std::pair<int, std::string>> requests;          /* handed-over socket, stream */
 
   template <typename Pred> bool waitFor (std::chrono::milliseconds timeout, Pred pred)
   {
@@ -269,12 +270,12 @@ public:
   }
   /* As connect(), but retries for a while on 1409: the name of an ended
    * publisher is free only once onEnded has returned. */
-  int connectWhenFree (int port, const std::string &streamId)
+  int connectWhenFree (int port, const std::string &streamId, const std::string &passphrase = "")
   {
-    int r = connect (port, streamId);
+    int r = connect (port, streamId, passphrase);
     for (int i = 0; i < 40 && r == SRT_REJX_CONFLICT; i++) {
       std::this_thread::sleep_for (50ms);
-      r = connect (port, streamId);
+      r = connect (port, streamId, passphrase);
     }
     return r;
   }
@@ -438,11 +439,33 @@ protected:
     return cb;
   }
 
-  void startServer (SrtIngestSettings settings = {})
+  /* Callbacks of a node that serves m=request: live/here is served,
+   * anything else is unknown (1404), token "bad" is refused (1401). */
+  SrtIngestServer::Callbacks requestCallbacks ()
+  {
+    SrtIngestServer::Callbacks cb = callbacks ();
+    cb.admitRequest = [] (const std::string &stream, const std::string &token,
+        const std::string &) -> xdn::SrtAdmission {
+      if (token == "bad")
+        return xdn::SrtAdmission::refuse (SRT_REJX_UNAUTHORIZED, "wrong relay token");
+      if (stream != "live/here")
+        return xdn::SrtAdmission::refuse (SRT_REJX_NOTFOUND, "not here");
+      return "";
+    };
+    cb.onRequest = [this] (int socket, const std::string &stream, const std::string &) {
+      std::lock_guard<std::mutex> guard (observed_.lock);
+      observed_.requests.emplace_back (socket, stream);
+      observed_.cond.notify_all ();
+    };
+    return cb;
+  }
+
+  void startServer (SrtIngestSettings settings = {}, bool serveRequests = false)
   {
     settings.address = "127.0.0.1";
     settings.port = 0;
-    server_ = std::make_unique<SrtIngestServer> (settings, callbacks ());
+    server_ = std::make_unique<SrtIngestServer> (settings,
+        serveRequests ? requestCallbacks () : callbacks ());
     std::string error;
     ASSERT_TRUE (server_->start (&error)) << error;
     port_ = server_->port ();
@@ -799,4 +822,53 @@ TEST_F (SrtIngest, StopEndsRunningPublishers)
   std::lock_guard<std::mutex> guard (observed_.lock);
   ASSERT_EQ (observed_.ended.size (), 1u);
   EXPECT_EQ (observed_.ended[0].second, "server stopping");
+}
+
+TEST_F (SrtIngest, RequestsGetTheRelayPassphraseAndTheirSocketIsHandedOver)
+{
+  SrtIngestSettings settings;
+  settings.passphrase = "publisher-secret";
+  settings.requestPassphrase = "relay-secret-123";
+  settings.requestLatencyMs = 40;
+  startServer (settings, true);
+
+  Caller node;
+  ASSERT_EQ (node.connect (port_, "#!::r=live/here,m=request", "relay-secret-123"), 0);
+  ASSERT_TRUE (observed_.waitFor (5s, [&] { return observed_.requests.size () == 1; }));
+  int socket;
+  {
+    std::lock_guard<std::mutex> guard (observed_.lock);
+    socket = observed_.requests[0].first;
+    EXPECT_EQ (observed_.requests[0].second, "live/here");
+  }
+  EXPECT_EQ (srt_getsockstate (socket), SRTS_CONNECTED);
+  /* The handed-over socket is the application's: it carries data to the node. */
+  const char hello[] = "hello downstream";
+  EXPECT_EQ (srt_sendmsg (socket, hello, sizeof hello, -1, 1), (int) sizeof hello);
+  srt_close (socket);
+  node.close ();
+
+  /* The publishers' passphrase is not the relay's, and none is no good either. */
+  EXPECT_NE (node.connect (port_, "#!::r=live/here,m=request", "publisher-secret"), 0);
+  EXPECT_NE (node.connect (port_, "#!::r=live/here,m=request"), 0);
+  /* Publishers keep theirs. */
+  EXPECT_NE (node.connect (port_, "#!::r=live/pub,m=publish", "relay-secret-123"), 0);
+  Caller publisher;
+  EXPECT_NE (publisher.connect (port_, "#!::r=live/pub,m=publish"), 0);
+  /* (the refused attempts hold the name until their handshake is known to have failed) */
+  EXPECT_EQ (publisher.connectWhenFree (port_, "#!::r=live/pub,m=publish", "publisher-secret"), 0);
+
+  EXPECT_EQ (node.connect (port_, "#!::r=live/gone,m=request", "relay-secret-123"), SRT_REJX_NOTFOUND);
+  EXPECT_EQ (node.connect (port_, "#!::r=live/here,m=request,s=bad", "relay-secret-123"),
+      SRT_REJX_UNAUTHORIZED);
+  EXPECT_EQ (node.connect (port_, "#!::r=live/here,m=bidirectional", "relay-secret-123"),
+      SRT_REJX_BAD_MODE);
+  auto stats = server_->stats ();
+  EXPECT_EQ (stats.requestsAccepted, 1u);
+  EXPECT_EQ (stats.refused.notFound, 1u);
+  EXPECT_EQ (stats.refused.unauthorized, 1u);
+  EXPECT_TRUE (observed_.waitFor (5s, [&] { return observed_.started.size () == 1; }));
+  EXPECT_EQ (server_->stats ().publishersAccepted, 1u);
+  std::lock_guard<std::mutex> guard (observed_.lock);
+  EXPECT_EQ (observed_.requests.size (), 1u);
 }

@@ -100,19 +100,29 @@ TEST (SrtStreamId, MissingResourceIsMalformed)
   EXPECT_EQ (kindOf ("#!::r=,m=publish"), Kind::Malformed);
 }
 
-TEST (SrtStreamId, MissingModeMeansRequestAndIsRefused)
+TEST (SrtStreamId, MissingModeMeansRequest)
 {
   SrtStreamId id;
-  auto e = parseSrtStreamId ("#!::r=live/x", &id);
-  EXPECT_EQ (e.kind, Kind::UnsupportedMode);
-  EXPECT_NE (e.reason.find ("m=publish"), std::string::npos);
+  ASSERT_EQ (kindOf ("#!::r=live/x", &id), Kind::None);
+  EXPECT_EQ (id.mode, SrtStreamId::Mode::Request);
   EXPECT_EQ (id.resource, "live/x");
 }
 
-TEST (SrtStreamId, ModesOtherThanPublishAreRefused)
+TEST (SrtStreamId, RequestModeCarriesItsToken)
 {
-  EXPECT_EQ (kindOf ("#!::r=live/x,m=request"), Kind::UnsupportedMode);
-  EXPECT_EQ (kindOf ("#!::r=live/x,m=bidirectional"), Kind::UnsupportedMode);
+  SrtStreamId id;
+  ASSERT_EQ (kindOf ("#!::r=live/x,m=request,s=relay-secret", &id), Kind::None);
+  EXPECT_EQ (id.mode, SrtStreamId::Mode::Request);
+  EXPECT_EQ (id.token, "relay-secret");
+}
+
+TEST (SrtStreamId, BidirectionalAndUnknownModesAreRefused)
+{
+  SrtStreamId id;
+  auto e = parseSrtStreamId ("#!::r=live/x,m=bidirectional", &id);
+  EXPECT_EQ (e.kind, Kind::UnsupportedMode);
+  EXPECT_NE (e.reason.find ("m=publish"), std::string::npos);
+  EXPECT_EQ (id.resource, "live/x");
   EXPECT_EQ (kindOf ("#!::r=live/x,m=PUBLISH"), Kind::UnsupportedMode);
   EXPECT_EQ (kindOf ("#!::r=live/x,m="), Kind::UnsupportedMode);
 }
