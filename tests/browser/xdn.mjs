@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
+import nodeHttp from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -160,6 +161,22 @@ export class XdnNode {
     }
   }
 
+  /** kill -9 of the node and everything it started (a crash, not a stop). */
+  async kill() {
+    if (!this.child || this.exitStatus)
+      return;
+    try {
+      process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      return;
+    }
+    await this.exited;
+  }
+
+  whepUrl(name) {
+    return `${this.url}/whep/${name}`;
+  }
+
   logTail(lines = 40) {
     try {
       return fs.readFileSync(this.logPath, 'utf8').split('\n').slice(-lines).join('\n');
@@ -275,4 +292,82 @@ export function summary(status) {
     `resolution=${status.width}x${status.height} fps=${status.fps} ` +
     `latency last=${l.last} p50=${l.p50} p95=${l.p95} readings=${l.count} unreadable=${l.unreadable} ` +
     `reconnects=${status.reconnects}`;
+}
+
+const WEB_ROOT = path.join(SOURCE_ROOT, 'apps', 'web');
+const CONTENT_TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css' };
+
+/** A stand-in for the stream manager's player-facing API, on loopback:
+ * GET /api/v1/streams/{name}/subscribe answers what place() or refuse() last
+ * set, and every request is recorded (time, stream, region). With
+ * { pages: true } it also serves the player page from apps/web and answers
+ * GET /api/v1/config with {"role":"manager"}, as a manager does. */
+export class FakeManager {
+  constructor({ pages = false } = {}) {
+    this.pages = pages;
+    this.answer = { status: 404, body: { error: 'stream not live' } };
+    this.requests = [];
+    this.server = null;
+  }
+
+  /** Hands out node id with its WHEP URL from now on. */
+  place(id, whep) {
+    this.answer = { status: 200, body: { node: id, whep } };
+  }
+
+  /** Refuses subscribes from now on (404: stream not live, 503: no edge). */
+  refuse(status = 404, error = 'stream not live') {
+    this.answer = { status, body: { error } };
+  }
+
+  subscribes() {
+    return this.requests.filter((r) => r.kind === 'subscribe');
+  }
+
+  async start() {
+    this.server = nodeHttp.createServer((req, res) => this.handle(req, res));
+    await new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(0, '127.0.0.1', resolve);
+    });
+    this.url = `http://127.0.0.1:${this.server.address().port}`;
+    return this;
+  }
+
+  stop() {
+    if (!this.server)
+      return Promise.resolve();
+    this.server.closeAllConnections?.();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  handle(req, res) {
+    const url = new URL(req.url, 'http://manager');
+    const send = (status, type, body) => {
+      res.writeHead(status, { 'Content-Type': type, 'Access-Control-Allow-Origin': '*', 'Cache-Control': 'no-store' });
+      res.end(body);
+    };
+    const json = (status, body) => send(status, 'application/json', JSON.stringify(body));
+
+    const subscribe = url.pathname.match(/^\/api\/v1\/streams\/(.+)\/subscribe$/);
+    if (req.method === 'GET' && subscribe) {
+      this.requests.push({ kind: 'subscribe', t: Date.now(), stream: decodeURIComponent(subscribe[1]),
+        region: url.searchParams.get('region') });
+      return json(this.answer.status, this.answer.body);
+    }
+    this.requests.push({ kind: 'other', t: Date.now(), path: url.pathname });
+    if (this.pages && req.method === 'GET') {
+      if (url.pathname === '/api/v1/config')
+        return json(200, { role: 'manager' });
+      let file = null;
+      if (url.pathname.startsWith('/play/'))
+        file = 'play.html';
+      else if (url.pathname.startsWith('/static/'))
+        file = url.pathname.slice('/static/'.length);
+      const resolved = file && path.resolve(WEB_ROOT, file);
+      if (resolved && resolved.startsWith(WEB_ROOT + path.sep) && fs.existsSync(resolved))
+        return send(200, CONTENT_TYPES[path.extname(resolved)] || 'application/octet-stream', fs.readFileSync(resolved));
+    }
+    return json(404, { error: `no such resource: ${url.pathname}` });
+  }
 }

@@ -9,24 +9,37 @@
  *   ...
  *   session.close();  // DELETE, also safe from pagehide
  *
+ * With a stream manager, the node to play from comes first:
+ *
+ *   const { node, whep } = await XdnWebRtc.subscribe("https://manager", "demo", { region });
+ *
  * Plain script, no modules, no dependencies: it defines window.XdnWebRtc. */
 (function () {
   "use strict";
 
   const GATHERING_TIMEOUT_MS = 2000;
   const REQUEST_TIMEOUT_MS = 10000;
+  const MANAGER_TIMEOUT_MS = 5000;
 
-  /* An HTTP answer other than 201 from a WHIP/WHEP endpoint. */
+  /* What a manager's refusal of a subscribe means (contract: 404 when no
+   * origin publishes the stream, 503 when no edge can take a viewer). */
+  const MANAGER_MEANINGS = {
+    404: "stream not live",
+    503: "no node available",
+  };
+
+  /* An HTTP answer other than 201 from a WHIP/WHEP endpoint (or other than
+   * 200 from a manager). meanings overrides the text shown per status. */
   class HttpError extends Error {
-    constructor(status, body, url) {
-      super(HttpError.describe(status, body));
+    constructor(status, body, url, meanings) {
+      super(HttpError.describe(status, body, meanings));
       this.name = "HttpError";
       this.status = status;
       this.body = body;
       this.url = url;
     }
 
-    static describe(status, body) {
+    static describe(status, body, meanings) {
       let detail = (body || "").trim();
       if (detail.startsWith("{")) {
         try {
@@ -36,7 +49,7 @@
         }
       }
       detail = detail.split("\n")[0].slice(0, 200);
-      const meaning = {
+      let meaning = {
         400: "bad request",
         401: "not authorized",
         403: "forbidden",
@@ -46,6 +59,10 @@
         415: "unsupported content type",
         503: "node is busy",
       }[status] || "HTTP " + status;
+      if (meanings && meanings[status])
+        meaning = meanings[status];
+      if (detail === meaning)
+        detail = "";
       return detail ? meaning + " (" + status + ": " + detail + ")" : meaning + " (" + status + ")";
     }
   }
@@ -94,6 +111,88 @@
         keepalive: true,
         mode: "cors",
       }).then(() => undefined, () => undefined);
+    }
+
+    /* Asks the node whether the session still exists, without changing it:
+     * resolves "gone" (404 or 410), "unreachable" (no answer within
+     * timeoutMs, or a network error) or "alive" (any other answer, such as
+     * 405 from a node that has no GET on sessions). Never throws. */
+    async probe(timeoutMs) {
+      if (this.closed || !this.resourceUrl)
+        return "gone";
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), timeoutMs || 1000);
+      try {
+        const response = await fetch(this.resourceUrl, {
+          method: "GET",
+          mode: "cors",
+          cache: "no-store",
+          signal: abort.signal,
+        });
+        response.body && response.body.cancel().catch(() => {});
+        return response.status === 404 || response.status === 410 ? "gone" : "alive";
+      } catch (e) {
+        return "unreachable";
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+  }
+
+  /* Asks a stream manager which node to play stream from:
+   * GET {manager}/api/v1/streams/{stream}/subscribe[?region=R] ->
+   * { node, whep }. Resolves { node, whep } with whep made absolute; throws
+   * HttpError (status 404: stream not live, 503: no node available) or an
+   * Error when the manager cannot be reached or answers nonsense. */
+  async function subscribe(manager, stream, options) {
+    const opts = options || {};
+    const url = new URL(manager.replace(/\/+$/, "") + "/api/v1/streams/" +
+                        encodeStreamPath(stream) + "/subscribe", window.location.href);
+    if (opts.region)
+      url.searchParams.set("region", opts.region);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), opts.timeoutMs || MANAGER_TIMEOUT_MS);
+    let response, body;
+    try {
+      response = await fetch(url.href, { method: "GET", mode: "cors", cache: "no-store", signal: abort.signal });
+      body = await response.text();
+    } catch (e) {
+      throw new Error("manager unreachable (" + (e.name === "AbortError" ? "no answer" : e.message) + ")");
+    } finally {
+      clearTimeout(timer);
+    }
+    if (response.status !== 200)
+      throw new HttpError(response.status, body, url.href, MANAGER_MEANINGS);
+    let placement;
+    try {
+      placement = JSON.parse(body);
+    } catch (e) {
+      placement = null;
+    }
+    if (!placement || typeof placement.whep !== "string" || !placement.whep)
+      throw new Error("manager answered without a WHEP URL: " + String(body).slice(0, 200));
+    return {
+      node: typeof placement.node === "string" ? placement.node : null,
+      whep: new URL(placement.whep, url.href).href,
+    };
+  }
+
+  /* True when the page was served by a stream manager: its origin answers
+   * GET /api/v1/config with {"role": "manager"} (a node answers 404). */
+  async function servedByManager(timeoutMs) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs || 2000);
+    try {
+      const response = await fetch(new URL("/api/v1/config", window.location.origin).href,
+                                   { cache: "no-store", signal: abort.signal });
+      if (response.status !== 200)
+        return false;
+      const config = JSON.parse(await response.text());
+      return !!config && config.role === "manager";
+    } catch (e) {
+      return false;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -182,6 +281,8 @@
     HttpError,
     Session,
     exchange,
+    subscribe,
+    servedByManager,
     waitForIceGathering,
     encodeStreamPath,
     streamFromLocation,
