@@ -14,6 +14,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const SOURCE_ROOT = process.env.XDN_SOURCE_ROOT || path.resolve(here, '..', '..');
 export const BUILD_ROOT = process.env.XDN_BUILD_ROOT || path.join(SOURCE_ROOT, 'build');
 export const NODE_BINARY = path.join(BUILD_ROOT, 'apps', 'node', 'xdn-node');
+export const MANAGER_BINARY = path.join(BUILD_ROOT, 'apps', 'manager', 'xdn-manager');
 export const CHROMIUM = process.env.XDN_CHROMIUM || '/usr/bin/chromium';
 
 const CHROMIUM_ARGS = [
@@ -103,24 +104,33 @@ export class XdnNode {
     this.extraArgs = args;
     this.child = null;
     this.exited = null;
+    this.binary = NODE_BINARY;
+    this.name = 'xdn-node';
+    this.readyPath = '/api/v1/streams';
   }
 
-  async start({ timeoutMs = 20000 } = {}) {
-    if (!fs.existsSync(NODE_BINARY))
-      throw new Error(`${NODE_BINARY} is missing: build the xdn-node target first`);
-    this.httpPort = await freeTcpPort();
+  /** The command line after the ports are chosen. */
+  async processArgs() {
     this.srtPort = await freeUdpPort();
-    this.url = `http://127.0.0.1:${this.httpPort}`;
     const args = ['--http-port', String(this.httpPort), '--srt-port', String(this.srtPort),
       '--ice-addresses', '127.0.0.1', ...this.extraArgs];
     if (this.demo)
       args.push('--demo');
+    return args;
+  }
+
+  async start({ timeoutMs = 20000 } = {}) {
+    if (!fs.existsSync(this.binary))
+      throw new Error(`${this.binary} is missing: build the ${this.name} target first`);
+    this.httpPort = await freeTcpPort();
+    this.url = `http://127.0.0.1:${this.httpPort}`;
+    const args = await this.processArgs();
     const logDir = path.join(BUILD_ROOT, 'tests', 'logs');
     fs.mkdirSync(logDir, { recursive: true });
-    this.logPath = path.join(logDir, `xdn-node-browser-${this.httpPort}.log`);
+    this.logPath = path.join(logDir, `${this.name}-browser-${this.httpPort}.log`);
     const log = fs.openSync(this.logPath, 'w');
     // Its own process group, so that stop() reaches everything it started.
-    this.child = spawn(NODE_BINARY, args, { stdio: ['ignore', log, log], detached: true });
+    this.child = spawn(this.binary, args, { stdio: ['ignore', log, log], detached: true });
     fs.closeSync(log);
     liveProcesses.add(this.child);
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => {
@@ -131,12 +141,12 @@ export class XdnNode {
 
     await waitFor(async () => {
       if (this.exitStatus)
-        throw new Error(`xdn-node exited (${JSON.stringify(this.exitStatus)}): ${this.logTail()}`);
-      return (await http('GET', this.url + '/api/v1/streams', { timeoutMs: 1000 })).status === 200;
-    }, { timeoutMs, what: `xdn-node on port ${this.httpPort} to answer GET /api/v1/streams` })
+        throw new Error(`${this.name} exited (${JSON.stringify(this.exitStatus)}): ${this.logTail()}`);
+      return (await http('GET', this.url + this.readyPath, { timeoutMs: 1000 })).status === 200;
+    }, { timeoutMs, what: `${this.name} on port ${this.httpPort} to answer GET ${this.readyPath}` })
       .catch((e) => {
         if (this.exitStatus)
-          throw new Error(`xdn-node exited (${JSON.stringify(this.exitStatus)}) while starting:\n${this.logTail()}`);
+          throw new Error(`${this.name} exited (${JSON.stringify(this.exitStatus)}) while starting:\n${this.logTail()}`);
         throw e;
       });
     return this;
@@ -206,6 +216,34 @@ export class XdnNode {
   async waitStreamGone(name, { timeoutMs = 10000 } = {}) {
     return waitFor(async () => (await this.stream(name)) === null,
       { timeoutMs, what: `stream ${name} to end` });
+  }
+}
+
+/** An xdn-manager on loopback (SQLite in @dbPath) with a port of its own. */
+export class XdnManager extends XdnNode {
+  constructor({ dbPath, args = [] }) {
+    super({ args });
+    this.dbPath = dbPath;
+    this.binary = MANAGER_BINARY;
+    this.name = 'xdn-manager';
+    this.readyPath = '/healthz';
+  }
+
+  async processArgs() {
+    return ['--http-address', '127.0.0.1', '--http-port', String(this.httpPort),
+      '--db', `sqlite:${this.dbPath}`, ...this.extraArgs];
+  }
+
+  /** GET of a manager API path: { status, body (parsed JSON or null) }. */
+  async api(pathname) {
+    const r = await http('GET', this.url + '/api/v1' + pathname);
+    let body = null;
+    try {
+      body = JSON.parse(r.text);
+    } catch {
+      // not JSON
+    }
+    return { status: r.status, body };
   }
 }
 
