@@ -1,0 +1,1701 @@
+#include "xdn-fanout-core.h"
+
+#include "xdn-fanout-addr.h"
+#include "xdn-fanout-bytes.h"
+#include "xdn-fanout-ice-lite.h"
+#include "xdn-fanout-rtcp.h"
+#include "xdn-fanout-srtp.h"
+#include "xdn-fanout-stun.h"
+#include "xdn-fanout-udp.h"
+#include "xdn-rtp-rewriter.h"
+
+#include <openssl/rand.h>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <utility>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+namespace xdn::fanout {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
+
+/* Scratch slot of a sending thread: the largest packet plus SRTP's trailer. */
+constexpr size_t kSlotSize = 2048;
+/* Largest datagram the receive thread reads (DTLS flights are fragmented
+ * to an MTU by every client; anything larger is truncated and dropped). */
+constexpr size_t kRecvSize = 4096;
+constexpr unsigned kRecvBatch = 32;
+/* Packets a sending thread serves one viewer before going on to the next. */
+constexpr size_t kRoundBudget = 64;
+/* Retransmissions per viewer per round, and NACKed packets queued per viewer. */
+constexpr size_t kRetransmitBudget = 32;
+constexpr size_t kMaxRetransmitQueue = 256;
+/* Validated addresses kept per viewer. */
+constexpr size_t kMaxAddresses = 4;
+/* Per-address limits: unauthenticated datagrams from an address that is no
+ * viewer's, and everything from a viewer's address. */
+constexpr double kStrangerRate = 10, kStrangerBurst = 20;
+constexpr double kViewerRate = 2000, kViewerBurst = 500;
+constexpr size_t kMaxStrangers = 4096;
+constexpr milliseconds kHousekeeping {100};
+
+std::string
+randomString (size_t n)
+{
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::vector<uint8_t> bytes (n);
+  if (RAND_bytes (bytes.data (), static_cast<int> (n)) != 1)
+    throw std::runtime_error ("no random bytes from OpenSSL");
+  std::string s (n, 'x');
+  for (size_t i = 0; i < n; i++)
+    s[i] = alphabet[bytes[i] & 63];
+  return s;
+}
+
+std::string
+randomHex (size_t bytes)
+{
+  std::vector<uint8_t> b (bytes);
+  if (RAND_bytes (b.data (), static_cast<int> (bytes)) != 1)
+    throw std::runtime_error ("no random bytes from OpenSSL");
+  static const char *digits = "0123456789abcdef";
+  std::string s;
+  for (uint8_t x : b) {
+    s += digits[x >> 4];
+    s += digits[x & 15];
+  }
+  return s;
+}
+
+uint32_t
+randomU32 ()
+{
+  uint32_t v = 0;
+  if (RAND_bytes (reinterpret_cast<uint8_t *> (&v), sizeof (v)) != 1)
+    throw std::runtime_error ("no random bytes from OpenSSL");
+  return v;
+}
+
+int64_t
+unixMicrosNow ()
+{
+  return duration_cast<microseconds> (std::chrono::system_clock::now ().time_since_epoch ())
+      .count ();
+}
+
+struct TokenBucket {
+  double tokens = -1;   /* < 0: full on first use */
+  Clock::time_point last;
+
+  bool take (Clock::time_point now, double rate, double burst)
+  {
+    if (tokens < 0) {
+      tokens = burst;
+      last = now;
+    }
+    const double elapsed = std::chrono::duration<double> (now - last).count ();
+    tokens = std::min (burst, tokens + elapsed * rate);
+    last = now;
+    if (tokens < 1)
+      return false;
+    tokens -= 1;
+    return true;
+  }
+};
+
+enum class ViewerState : int { New = 0, Checking = 1, Connected = 2, Removed = 3 };
+
+const char *
+viewerStateName (int s)
+{
+  switch (static_cast<ViewerState> (s)) {
+    case ViewerState::New: return "new";
+    case ViewerState::Checking: return "checking";
+    case ViewerState::Connected: return "connected";
+    case ViewerState::Removed: return "removed";
+  }
+  return "?";
+}
+
+/* One viewer's counters: written by the fan-out's threads, read by stats. */
+struct ViewerCounters {
+  explicit ViewerCounters (std::string i) : id (std::move (i)) {}
+  const std::string id;
+  std::atomic<int> state {int (ViewerState::New)};
+  std::atomic<unsigned> thread {0};
+  std::atomic<uint64_t> packetsSent {0}, bytesSent {0}, retransmits {0}, nacks {0}, plis {0},
+      firs {0}, dropped {0}, rtcpPackets {0}, rembBitrate {0}, transportCc {0};
+  std::atomic<uint32_t> fractionLost {0}, jitter {0};
+  std::atomic<int64_t> cumulativeLost {0}, rttUs {-1};
+  std::mutex lock;           /* protects address, profile */
+  std::string address;
+  std::string profile;
+};
+
+/* A viewer's sending state for one track; sending thread only. */
+struct TrackSend {
+  TrackSend (uint32_t track, MediaKind k, uint32_t rate, uint8_t pt, uint32_t ssrc,
+      std::shared_ptr<PacketHistory> h)
+      : trackId (track), kind (k), clockRate (rate), rewriter (pt, ssrc), history (std::move (h))
+  {
+  }
+  uint32_t trackId;
+  MediaKind kind;
+  uint32_t clockRate;
+  xdn::RtpRewriter rewriter;
+  std::shared_ptr<PacketHistory> history;
+  bool waitKeyframe = false;
+  bool started = false;
+  /* out = in + delta for the current source (inSsrc): NACKs are mapped
+   * back to the history's sequence numbers with it. */
+  uint16_t seqDelta = 0;
+  uint32_t tsDelta = 0;
+  uint32_t inSsrc = 0;
+  uint32_t lastOutTs = 0;
+  Clock::time_point lastCapture;
+  uint32_t packets = 0;
+  uint32_t octets = 0;
+};
+
+struct Retransmit {
+  uint32_t ssrc;   /* the viewer's SSRC of the track */
+  uint16_t seq;    /* the viewer's sequence number */
+};
+
+/* A connected viewer as its sending thread sees it. */
+struct ViewerSend {
+  ViewerSend (std::shared_ptr<ViewerCounters> c, std::atomic<int64_t> &live)
+      : counters (std::move (c)), liveStates (live)
+  {
+    liveStates++;
+  }
+  ~ViewerSend () { liveStates--; }
+
+  TrackSend *byTrack (uint32_t id)
+  {
+    for (auto &t : tracks)
+      if (t.trackId == id)
+        return &t;
+    return nullptr;
+  }
+  TrackSend *bySsrc (uint32_t ssrc)
+  {
+    for (auto &t : tracks)
+      if (t.rewriter.ssrc () == ssrc)
+        return &t;
+    return nullptr;
+  }
+
+  std::shared_ptr<ViewerCounters> counters;
+  std::atomic<int64_t> &liveStates;
+  std::string cname;
+  SockAddr address;
+  SrtpContext out;
+  std::vector<TrackSend> tracks;
+  uint64_t cursor = 0;                 /* next window index to send */
+  std::vector<Retransmit> retransmits;
+  Clock::time_point nextReport;
+  /* counted this round, added to counters at its end */
+  uint64_t roundPackets = 0, roundBytes = 0, roundRetransmits = 0, roundDropped = 0;
+};
+
+struct SendCommand {
+  enum class Type { Add, Remove, Address, Retransmit };
+  Type type = Type::Add;
+  std::unique_ptr<ViewerSend> viewer;
+  std::string id;
+  SockAddr address;
+  bool bye = false;
+  std::vector<Retransmit> retransmits;
+};
+
+}  // namespace
+
+/* The receive side of a viewer; receive thread only (after addViewer hands
+ * it over). */
+struct ViewerRecv {
+  ViewerRecv (std::string id, std::string ufrag, std::string pwd,
+      std::shared_ptr<ViewerCounters> c, std::atomic<int64_t> &live)
+      : id (std::move (id)), credentials (std::move (ufrag), std::move (pwd)),
+        counters (std::move (c)), liveStates (live)
+  {
+    liveStates++;
+  }
+  ~ViewerRecv () { liveStates--; }
+
+  const SdpAcceptedMedia *bySsrc (uint32_t ssrc) const
+  {
+    for (const auto &m : media)
+      if (m.ssrc == ssrc)
+        return &m;
+    return nullptr;
+  }
+
+  std::string id;
+  IceLiteCredentials credentials;
+  std::shared_ptr<ViewerCounters> counters;
+  std::atomic<int64_t> &liveStates;
+  std::string cname;
+  std::vector<SdpAcceptedMedia> media;
+  std::unique_ptr<DtlsSession> dtls;
+  SrtpContext in;
+  bool connected = false;
+  bool released = false;
+  bool sawStun = false;
+  std::vector<SockAddr> addresses;    /* validated by STUN, oldest first */
+  SockAddr selected;                  /* where media goes */
+  SockAddr dtlsPeer;                  /* where DTLS answers go (the sender of the datagram fed) */
+  Clock::time_point lastActivity;
+  unsigned sender = 0;
+  TokenBucket bucket;
+  std::map<uint32_t, uint8_t> firSeq; /* last FIR sequence number per media SSRC */
+};
+
+namespace {
+
+struct RecvCommand {
+  enum class Type { Add, Remove, Stop };
+  Type type = Type::Add;
+  std::unique_ptr<ViewerRecv> viewer;
+  std::string id;
+  std::string reason;
+};
+
+}  // namespace
+
+class Sender;
+
+struct FanoutCore::Impl {
+  FanoutSettings settings;
+  FanoutCallbacks callbacks;
+  int fd = -1;
+  int wakeFd = -1;
+  uint16_t port = 0;
+  bool gso = false;
+  std::shared_ptr<DtlsContext> dtls;
+  std::string fingerprint;
+  /* Viewer objects alive (both sides); declared before their owners. */
+  std::atomic<int64_t> liveStates {0};
+  std::vector<std::unique_ptr<Sender>> senders;
+  std::thread recvThread;
+
+  std::mutex stopLock;                 /* protects stopped; held while an Add is queued */
+  bool stopped = false;
+
+  struct Track {
+    TrackCodec codec;
+    std::shared_ptr<PacketHistory> history;
+  };
+  mutable std::mutex tracksLock;       /* protects tracks */
+  std::map<uint32_t, Track> tracks;
+
+  std::mutex commandLock;              /* protects recvCommands, stopRequested */
+  std::vector<RecvCommand> recvCommands;
+  bool stopRequested = false;
+
+  /* Viewers added and not yet removed, with their counters (stats, ids,
+   * ufrags): app threads and the receive thread. */
+  mutable std::mutex registryLock;     /* protects registry, ufrags */
+  std::map<std::string, std::shared_ptr<ViewerCounters>> registry;
+  std::set<std::string> ufrags;
+
+  struct KeyframeState {
+    bool sent = false;
+    Clock::time_point last;
+    bool pending = false;
+  };
+  std::mutex keyframeLock;             /* protects keyframes */
+  std::map<uint32_t, KeyframeState> keyframes;
+  std::atomic<bool> keyframesPending {false};
+
+  /* Receive thread only. */
+  std::unordered_map<std::string, std::unique_ptr<ViewerRecv>> byUfrag;
+  std::unordered_map<std::string, ViewerRecv *> byId;
+  std::unordered_map<SockAddr, ViewerRecv *, SockAddrHash> byAddress;
+  std::unordered_map<SockAddr, TokenBucket, SockAddrHash> strangers;
+  std::set<ViewerRecv *> handshaking;
+  std::string stopReason;
+
+  std::atomic<uint64_t> packetsIn {0}, bytesIn {0}, keyframeRequests {0},
+      keyframeRequestsLimited {0}, plis {0}, firs {0}, nacks {0}, stunRequests {0},
+      stunErrors {0}, rateLimited {0}, invalid {0};
+
+  ~Impl ();
+  void wake ();
+  void postRecv (RecvCommand c);
+  void recvLoop ();
+  bool processCommands ();
+  void handleDatagram (const SockAddr &from, uint8_t *data, size_t size, Clock::time_point now);
+  void handleStun (const SockAddr &from, ViewerRecv *v, const uint8_t *data, size_t size,
+      Clock::time_point now);
+  void handleRtcp (ViewerRecv *v, uint8_t *data, size_t size, Clock::time_point now);
+  void afterDtls (ViewerRecv *v);
+  void onConnected (ViewerRecv *v);
+  void bindAddress (ViewerRecv *v, const SockAddr &from, bool nominate);
+  void removeNow (ViewerRecv *v, const std::string &reason, bool bye);
+  void housekeeping (Clock::time_point now);
+  Clock::time_point nextTimer (Clock::time_point now);
+  void sendTo (const SockAddr &to, const uint8_t *data, size_t size);
+  bool strangerAllowed (const SockAddr &from, Clock::time_point now);
+
+  void requestKeyframe (uint32_t track);
+  void flushKeyframeRequests ();
+  void keyframeArrived (uint32_t track);
+  std::shared_ptr<PacketHistory> historyOf (uint32_t track);
+  void postSend (unsigned sender, SendCommand c);
+};
+
+/* One sending thread. */
+class Sender {
+public:
+  explicit Sender (FanoutCore::Impl &core)
+      : core_ (core), batch_ (core.fd), arena_ (UdpBatchSender::kMaxBatch * kSlotSize)
+  {
+    batch_.setGso (core.gso);
+    thread_ = std::thread ([this] { run (); });
+  }
+  ~Sender () { stop (); }
+
+  void stop ()
+  {
+    {
+      std::lock_guard<std::mutex> l (lock_);
+      stopping_ = true;
+    }
+    cond_.notify_one ();
+    if (thread_.joinable ())
+      thread_.join ();
+  }
+
+  void push (const PacketRef &packet)
+  {
+    {
+      std::lock_guard<std::mutex> l (lock_);
+      if (viewerCount_.load (std::memory_order_relaxed) == 0)
+        return;
+      if (incoming_.size () >= core_.settings.viewerQueue * 4) {
+        incoming_.pop_front ();
+        incomingDropped_++;
+      }
+      incoming_.push_back (packet);
+    }
+    cond_.notify_one ();
+  }
+
+  void command (SendCommand c)
+  {
+    if (c.type == SendCommand::Type::Add)
+      viewerCount_++;
+    {
+      std::lock_guard<std::mutex> l (lock_);
+      commands_.push_back (std::move (c));
+    }
+    cond_.notify_one ();
+  }
+
+  size_t viewerCount () const { return viewerCount_.load (); }
+
+  std::atomic<uint64_t> packetsSent {0}, bytesSent {0}, retransmits {0}, nackMisses {0},
+      dropped {0}, senderReports {0}, srtpErrors {0};
+
+private:
+  void run ();
+  void apply (SendCommand &c);
+  bool serve ();
+  void sendPacket (ViewerSend &v, const Packet &p);
+  void resend (ViewerSend &v, const Retransmit &r);
+  void sendReports (ViewerSend &v, Clock::time_point now, bool bye);
+  uint8_t *slot ();
+  void queue (ViewerSend &v, uint8_t *slot, size_t size);
+  void flush ();
+  void publish (ViewerSend &v);
+  void trimWindow ();
+
+  FanoutCore::Impl &core_;
+  std::thread thread_;
+
+  std::mutex lock_;                    /* protects incoming_, commands_, stopping_, incomingDropped_ */
+  std::condition_variable cond_;
+  std::deque<PacketRef> incoming_;
+  std::vector<SendCommand> commands_;
+  bool stopping_ = false;
+  uint64_t incomingDropped_ = 0;
+  std::atomic<size_t> viewerCount_ {0};
+
+  /* Sending thread only. */
+  std::deque<PacketRef> window_;
+  uint64_t windowBase_ = 0;            /* index of window_[0] */
+  std::vector<std::unique_ptr<ViewerSend>> viewers_;
+  UdpBatchSender batch_;
+  std::vector<uint8_t> arena_;
+  size_t slotsUsed_ = 0;
+  bool moreWork_ = false;
+  Clock::time_point nextReports_;
+};
+
+void
+Sender::run ()
+{
+  std::vector<SendCommand> commands;
+  std::vector<PacketRef> incoming;
+  nextReports_ = Clock::now () + kHousekeeping;
+  for (bool exiting = false; !exiting;) {
+    uint64_t lost = 0;
+    {
+      std::unique_lock<std::mutex> l (lock_);
+      if (!moreWork_ && !stopping_)
+        cond_.wait_until (l, nextReports_, [this] {
+          return stopping_ || !incoming_.empty () || !commands_.empty ();
+        });
+      exiting = stopping_;
+      commands.swap (commands_);
+      incoming.assign (std::make_move_iterator (incoming_.begin ()),
+          std::make_move_iterator (incoming_.end ()));
+      incoming_.clear ();
+      lost = std::exchange (incomingDropped_, 0);
+    }
+    for (auto &c : commands)
+      apply (c);
+    commands.clear ();
+    if (lost) {
+      /* The streaming thread outran this thread: every viewer misses those. */
+      dropped += lost * viewers_.size ();
+      for (auto &v : viewers_)
+        for (auto &t : v->tracks)
+          if (t.kind == MediaKind::Video && t.started && !t.waitKeyframe) {
+            t.waitKeyframe = true;
+            core_.requestKeyframe (t.trackId);
+          }
+    }
+    for (auto &p : incoming)
+      window_.push_back (std::move (p));
+    incoming.clear ();
+
+    const Clock::time_point now = Clock::now ();
+    moreWork_ = serve ();
+    if (now >= nextReports_) {
+      for (auto &v : viewers_)
+        if (now >= v->nextReport)
+          sendReports (*v, now, false);
+      nextReports_ = now + kHousekeeping;
+    }
+    flush ();
+    for (auto &v : viewers_)
+      publish (*v);
+    trimWindow ();
+  }
+  viewers_.clear ();
+  window_.clear ();
+}
+
+void
+Sender::apply (SendCommand &c)
+{
+  switch (c.type) {
+    case SendCommand::Type::Add:
+      c.viewer->cursor = windowBase_ + window_.size ();
+      c.viewer->nextReport = Clock::now () + core_.settings.senderReportInterval / 2;
+      viewers_.push_back (std::move (c.viewer));
+      break;
+    case SendCommand::Type::Remove:{
+      for (size_t i = 0; i < viewers_.size (); i++) {
+        if (viewers_[i]->counters->id != c.id)
+          continue;
+        if (c.bye) {
+          sendReports (*viewers_[i], Clock::now (), true);
+          flush ();
+        }
+        publish (*viewers_[i]);
+        viewers_[i] = std::move (viewers_.back ());
+        viewers_.pop_back ();
+        viewerCount_--;
+        break;
+      }
+      break;
+    }
+    case SendCommand::Type::Address:
+      for (auto &v : viewers_)
+        if (v->counters->id == c.id)
+          v->address = c.address;
+      break;
+    case SendCommand::Type::Retransmit:
+      for (auto &v : viewers_) {
+        if (v->counters->id != c.id)
+          continue;
+        for (const auto &r : c.retransmits)
+          if (v->retransmits.size () < kMaxRetransmitQueue)
+            v->retransmits.push_back (r);
+        break;
+      }
+      break;
+  }
+}
+
+/* One round: each viewer gets its retransmissions and up to kRoundBudget
+ * new packets. True when some viewer has more. */
+bool
+Sender::serve ()
+{
+  const uint64_t head = windowBase_ + window_.size ();
+  bool more = false;
+  for (auto &vp : viewers_) {
+    ViewerSend &v = *vp;
+    size_t n = 0;
+    for (; n < v.retransmits.size () && n < kRetransmitBudget; n++)
+      resend (v, v.retransmits[n]);
+    v.retransmits.erase (v.retransmits.begin (), v.retransmits.begin () + n);
+    if (!v.retransmits.empty ())
+      more = true;
+
+    if (v.cursor < windowBase_ || head - v.cursor > core_.settings.viewerQueue) {
+      /* Fell behind: skip to the newest packet, video restarts on a keyframe. */
+      const uint64_t skipped = head - v.cursor;
+      v.roundDropped += skipped;
+      dropped += skipped;
+      v.cursor = head;
+      for (auto &t : v.tracks)
+        if (t.kind == MediaKind::Video) {
+          t.waitKeyframe = true;
+          core_.requestKeyframe (t.trackId);
+        }
+    }
+    const uint64_t end = std::min (head, v.cursor + kRoundBudget);
+    for (uint64_t i = v.cursor; i < end; i++)
+      sendPacket (v, *window_[i - windowBase_]);
+    v.cursor = end;
+    if (end < head)
+      more = true;
+  }
+  return more;
+}
+
+uint8_t *
+Sender::slot ()
+{
+  if (slotsUsed_ >= UdpBatchSender::kMaxBatch)
+    flush ();
+  return arena_.data () + slotsUsed_ * kSlotSize;
+}
+
+void
+Sender::queue (ViewerSend &v, uint8_t *s, size_t size)
+{
+  if (!batch_.queue (v.address, s, size))
+    return;  /* not IPv4 / IPv6: nothing to send to yet */
+  slotsUsed_++;
+}
+
+void
+Sender::flush ()
+{
+  if (batch_.queued () > 0) {
+    const uint64_t before = batch_.stats ().dropped;
+    batch_.flush ();
+    dropped += batch_.stats ().dropped - before;
+  }
+  slotsUsed_ = 0;
+}
+
+void
+Sender::sendPacket (ViewerSend &v, const Packet &p)
+{
+  if (!p.valid ())
+    return;
+  TrackSend *t = v.byTrack (p.track ());
+  if (!t)
+    return;
+  if (t->waitKeyframe) {
+    if (!p.keyframe ())
+      return;
+    t->waitKeyframe = false;
+  }
+  uint8_t *s = slot ();
+  p.copyTo (s);
+  const size_t size = p.size ();
+  if (!t->rewriter.rewrite (s, size))
+    return;
+  const uint16_t outSeq = rd16 (s + 2);
+  const uint32_t outTs = rd32 (s + 4);
+  t->seqDelta = static_cast<uint16_t> (outSeq - p.seq ());
+  t->tsDelta = outTs - p.timestamp ();
+  t->inSsrc = p.ssrc ();
+  t->lastOutTs = outTs;
+  t->lastCapture = p.captureTime ();
+  t->packets++;
+  t->octets += static_cast<uint32_t> (p.payloadSize ());
+  t->started = true;
+  size_t outSize = 0;
+  if (v.out.protectRtp (s, size, kSlotSize, outSize) != SrtpStatus::Ok) {
+    srtpErrors++;
+    return;
+  }
+  queue (v, s, outSize);
+  v.roundPackets++;
+  v.roundBytes += outSize;
+}
+
+void
+Sender::resend (ViewerSend &v, const Retransmit &r)
+{
+  TrackSend *t = v.bySsrc (r.ssrc);
+  if (!t || !t->started || !t->history) {
+    nackMisses++;
+    return;
+  }
+  const uint16_t inSeq = static_cast<uint16_t> (r.seq - t->seqDelta);
+  PacketRef p = t->history->find (inSeq, t->inSsrc, core_.settings.historyAge);
+  if (!p) {
+    nackMisses++;
+    return;
+  }
+  uint8_t *s = slot ();
+  p->copyTo (s);
+  const size_t size = p->size ();
+  s[1] = static_cast<uint8_t> ((s[1] & 0x80) | t->rewriter.payloadType ());
+  wr16 (s + 2, r.seq);
+  wr32 (s + 4, p->timestamp () + t->tsDelta);
+  wr32 (s + 8, t->rewriter.ssrc ());
+  size_t outSize = 0;
+  if (v.out.protectRtp (s, size, kSlotSize, outSize) != SrtpStatus::Ok) {
+    srtpErrors++;
+    return;
+  }
+  queue (v, s, outSize);
+  v.roundRetransmits++;
+  v.roundBytes += outSize;
+}
+
+void
+Sender::sendReports (ViewerSend &v, Clock::time_point now, bool bye)
+{
+  const uint64_t ntp = ntpFromUnixMicros (unixMicrosNow ());
+  for (auto &t : v.tracks) {
+    if (!t.started)
+      continue;
+    /* RTP time now: the last packet's timestamp moved on by the time since
+     * its capture (running time mapped onto the steady clock). */
+    const int64_t sinceNs = duration_cast<nanoseconds> (now - t.lastCapture).count ();
+    const int64_t ticks = static_cast<int64_t> (
+        static_cast<long double> (sinceNs) * t.clockRate / 1000000000.0L);
+    const uint32_t rtpNow = t.lastOutTs + static_cast<uint32_t> (ticks);
+    uint8_t *s = slot ();
+    size_t size = rtcpWriteSenderReport (s, kSlotSize - SrtpContext::kMaxTrailer - 8,
+        t.rewriter.ssrc (), ntp, rtpNow, t.packets, t.octets, v.cname.c_str ());
+    if (size == 0)
+      continue;
+    if (bye)
+      size += rtcpWriteBye (s + size, 8, t.rewriter.ssrc ());
+    size_t outSize = 0;
+    if (v.out.protectRtcp (s, size, kSlotSize, outSize) != SrtpStatus::Ok) {
+      srtpErrors++;
+      continue;
+    }
+    queue (v, s, outSize);
+    senderReports++;
+  }
+  /* 0.75 to 1.25 times the interval (RFC 3550 6.3.1 randomizes too) */
+  const auto interval = core_.settings.senderReportInterval;
+  const auto jitter = interval / 2 * (randomU32 () % 1000) / 1000;
+  v.nextReport = now + interval * 3 / 4 + jitter;
+}
+
+void
+Sender::publish (ViewerSend &v)
+{
+  auto &c = *v.counters;
+  if (v.roundPackets) {
+    c.packetsSent.fetch_add (v.roundPackets, std::memory_order_relaxed);
+    packetsSent.fetch_add (v.roundPackets, std::memory_order_relaxed);
+  }
+  if (v.roundBytes) {
+    c.bytesSent.fetch_add (v.roundBytes, std::memory_order_relaxed);
+    bytesSent.fetch_add (v.roundBytes, std::memory_order_relaxed);
+  }
+  if (v.roundRetransmits) {
+    c.retransmits.fetch_add (v.roundRetransmits, std::memory_order_relaxed);
+    retransmits.fetch_add (v.roundRetransmits, std::memory_order_relaxed);
+  }
+  if (v.roundDropped)
+    c.dropped.fetch_add (v.roundDropped, std::memory_order_relaxed);
+  v.roundPackets = v.roundBytes = v.roundRetransmits = v.roundDropped = 0;
+}
+
+/* Drops window entries every viewer has passed, and those beyond what a
+ * viewer may lag (their viewers skip on the next round). */
+void
+Sender::trimWindow ()
+{
+  uint64_t keepFrom = windowBase_ + window_.size ();
+  for (auto &v : viewers_)
+    keepFrom = std::min (keepFrom, v->cursor);
+  const size_t cap = core_.settings.viewerQueue + kRoundBudget;
+  if (windowBase_ + window_.size () - keepFrom > cap)
+    keepFrom = windowBase_ + window_.size () - cap;
+  while (windowBase_ < keepFrom && !window_.empty ()) {
+    window_.pop_front ();
+    windowBase_++;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+
+FanoutCore::Impl::~Impl ()
+{
+  if (fd >= 0)
+    close (fd);
+  if (wakeFd >= 0)
+    close (wakeFd);
+}
+
+void
+FanoutCore::Impl::wake ()
+{
+  const uint64_t one = 1;
+  ssize_t r = write (wakeFd, &one, sizeof (one));
+  (void) r;
+}
+
+void
+FanoutCore::Impl::postRecv (RecvCommand c)
+{
+  {
+    std::lock_guard<std::mutex> l (commandLock);
+    recvCommands.push_back (std::move (c));
+  }
+  wake ();
+}
+
+void
+FanoutCore::Impl::postSend (unsigned sender, SendCommand c)
+{
+  senders[sender]->command (std::move (c));
+}
+
+void
+FanoutCore::Impl::sendTo (const SockAddr &to, const uint8_t *data, size_t size)
+{
+  if (!to.valid ())
+    return;
+  ssize_t r = sendto (fd, data, size, MSG_DONTWAIT, to.sa (), to.length);
+  (void) r;
+}
+
+std::shared_ptr<PacketHistory>
+FanoutCore::Impl::historyOf (uint32_t track)
+{
+  std::lock_guard<std::mutex> l (tracksLock);
+  auto it = tracks.find (track);
+  return it == tracks.end () ? nullptr : it->second.history;
+}
+
+void
+FanoutCore::Impl::requestKeyframe (uint32_t track)
+{
+  const Clock::time_point now = Clock::now ();
+  {
+    std::lock_guard<std::mutex> l (keyframeLock);
+    KeyframeState &s = keyframes[track];
+    if (s.sent && now - s.last < settings.keyframeMinInterval) {
+      if (!s.pending) {
+        s.pending = true;
+        keyframesPending = true;
+      }
+      keyframeRequestsLimited++;
+      return;
+    }
+    s.sent = true;
+    s.last = now;
+    s.pending = false;
+  }
+  keyframeRequests++;
+  if (callbacks.keyframeRequest)
+    callbacks.keyframeRequest (track);
+}
+
+void
+FanoutCore::Impl::flushKeyframeRequests ()
+{
+  if (!keyframesPending.load ())
+    return;
+  const Clock::time_point now = Clock::now ();
+  std::vector<uint32_t> due;
+  {
+    std::lock_guard<std::mutex> l (keyframeLock);
+    bool still = false;
+    for (auto &[track, s] : keyframes) {
+      if (!s.pending)
+        continue;
+      if (now - s.last >= settings.keyframeMinInterval) {
+        s.pending = false;
+        s.last = now;
+        due.push_back (track);
+      } else {
+        still = true;
+      }
+    }
+    keyframesPending = still;
+  }
+  for (uint32_t track : due) {
+    keyframeRequests++;
+    if (callbacks.keyframeRequest)
+      callbacks.keyframeRequest (track);
+  }
+}
+
+/* A keyframe satisfies every request made before it: one held back for
+ * the track is dropped. */
+void
+FanoutCore::Impl::keyframeArrived (uint32_t track)
+{
+  std::lock_guard<std::mutex> l (keyframeLock);
+  auto it = keyframes.find (track);
+  if (it != keyframes.end ())
+    it->second.pending = false;
+}
+
+bool
+FanoutCore::Impl::strangerAllowed (const SockAddr &from, Clock::time_point now)
+{
+  auto it = strangers.find (from);
+  if (it == strangers.end ()) {
+    /* Table full (datagrams from very many addresses): a newcomer is let
+     * through untracked rather than evicting the limits of the others;
+     * idle entries are dropped by housekeeping. */
+    if (strangers.size () >= kMaxStrangers)
+      return true;
+    it = strangers.emplace (from, TokenBucket ()).first;
+  }
+  return it->second.take (now, kStrangerRate, kStrangerBurst);
+}
+
+/* Receive thread: commands from addViewer, removeViewer, stop. False once
+ * asked to stop. */
+bool
+FanoutCore::Impl::processCommands ()
+{
+  std::vector<RecvCommand> commands;
+  bool stop;
+  {
+    std::lock_guard<std::mutex> l (commandLock);
+    commands.swap (recvCommands);
+    stop = stopRequested;
+  }
+  for (auto &c : commands) {
+    switch (c.type) {
+      case RecvCommand::Type::Add:{
+        ViewerRecv *v = c.viewer.get ();
+        v->lastActivity = Clock::now ();
+        byId[v->id] = v;
+        byUfrag[v->credentials.ufrag] = std::move (c.viewer);
+        break;
+      }
+      case RecvCommand::Type::Remove:{
+        auto it = byId.find (c.id);
+        if (it != byId.end ())
+          removeNow (it->second, c.reason, true);
+        break;
+      }
+      case RecvCommand::Type::Stop:
+        stopReason = c.reason;
+        break;
+    }
+  }
+  return !stop;
+}
+
+void
+FanoutCore::Impl::removeNow (ViewerRecv *v, const std::string &reason, bool bye)
+{
+  const std::string id = v->id;
+  if (bye && v->dtls && !v->released)
+    v->dtls->close ();
+  for (const auto &a : v->addresses) {
+    auto it = byAddress.find (a);
+    if (it != byAddress.end () && it->second == v)
+      byAddress.erase (it);
+  }
+  handshaking.erase (v);
+  if (v->connected) {
+    SendCommand c;
+    c.type = SendCommand::Type::Remove;
+    c.id = id;
+    c.bye = bye;
+    postSend (v->sender, std::move (c));
+  }
+  v->counters->state = int (ViewerState::Removed);
+  {
+    std::lock_guard<std::mutex> l (registryLock);
+    registry.erase (id);
+    ufrags.erase (v->credentials.ufrag);
+  }
+  byId.erase (id);
+  byUfrag.erase (v->credentials.ufrag);  /* frees v */
+  if (callbacks.viewerEvent)
+    callbacks.viewerEvent (id, ViewerEvent::Removed, reason);
+}
+
+void
+FanoutCore::Impl::bindAddress (ViewerRecv *v, const SockAddr &from, bool nominate)
+{
+  auto it = byAddress.find (from);
+  if (it != byAddress.end () && it->second != v) {
+    /* The address moved to another viewer (a NAT rebinding, a reused port). */
+    ViewerRecv *old = it->second;
+    old->addresses.erase (std::remove (old->addresses.begin (), old->addresses.end (), from),
+        old->addresses.end ());
+    if (old->selected == from)
+      old->selected = old->addresses.empty () ? SockAddr () : old->addresses.back ();
+  }
+  byAddress[from] = v;
+  if (std::find (v->addresses.begin (), v->addresses.end (), from) == v->addresses.end ()) {
+    if (v->addresses.size () >= kMaxAddresses) {
+      auto victim = std::find_if (v->addresses.begin (), v->addresses.end (),
+          [v] (const SockAddr &a) { return a != v->selected; });
+      auto bit = byAddress.find (*victim);
+      if (bit != byAddress.end () && bit->second == v)
+        byAddress.erase (bit);
+      v->addresses.erase (victim);
+    }
+    v->addresses.push_back (from);
+  }
+  if ((nominate || !v->selected.valid ()) && v->selected != from) {
+    v->selected = from;
+    {
+      std::lock_guard<std::mutex> l (v->counters->lock);
+      v->counters->address = from.toString ();
+    }
+    if (v->connected) {
+      SendCommand c;
+      c.type = SendCommand::Type::Address;
+      c.id = v->id;
+      c.address = from;
+      postSend (v->sender, std::move (c));
+    }
+  }
+}
+
+void
+FanoutCore::Impl::handleStun (const SockAddr &from, ViewerRecv *v, const uint8_t *data,
+    size_t size, Clock::time_point now)
+{
+  if (v ? !v->bucket.take (now, kViewerRate, kViewerBurst) : !strangerAllowed (from, now)) {
+    rateLimited++;
+    return;
+  }
+  stunRequests++;
+  uint8_t reply[256];
+  auto lookup = [this] (std::string_view ufrag) -> const IceLiteCredentials * {
+    auto it = byUfrag.find (std::string (ufrag));
+    return it == byUfrag.end () ? nullptr : &it->second->credentials;
+  };
+  BindingResult r = iceLiteHandleRequest (data, size, from, lookup, reply, sizeof (reply));
+  if (r.action == BindingAction::Reply)
+    sendTo (from, reply, r.replySize);
+  if (r.errorCode)
+    stunErrors++;
+  if (!r.authenticated) {
+    invalid++;
+    return;
+  }
+  if (r.errorCode != 0)
+    return;
+  auto it = byUfrag.find (std::string (r.localUfrag));
+  if (it == byUfrag.end ())
+    return;
+  ViewerRecv *viewer = it->second.get ();
+  viewer->lastActivity = now;
+  if (!viewer->sawStun) {
+    viewer->sawStun = true;
+    viewer->counters->state = int (ViewerState::Checking);
+  }
+  bindAddress (viewer, from, r.useCandidate);
+  if (viewer->dtls->state () == DtlsState::New) {
+    viewer->dtls->start ();
+    handshaking.insert (viewer);
+  }
+}
+
+void
+FanoutCore::Impl::afterDtls (ViewerRecv *v)
+{
+  const DtlsState s = v->dtls->state ();
+  if (s != DtlsState::New && s != DtlsState::Handshaking)
+    handshaking.erase (v);
+  else
+    handshaking.insert (v);
+  if (s == DtlsState::Connected && !v->connected)
+    onConnected (v);
+  else if (s == DtlsState::Failed)
+    removeNow (v, v->dtls->error ().empty () ? "dtls: handshake failed" : v->dtls->error (), false);
+  else if (s == DtlsState::Closed)
+    removeNow (v, "the viewer closed DTLS (close_notify)", false);
+}
+
+void
+FanoutCore::Impl::onConnected (ViewerRecv *v)
+{
+  const DtlsSrtpKeys &keys = *v->dtls->srtpKeys ();
+  auto send = std::make_unique<ViewerSend> (v->counters, liveStates);
+  if (!keys.initInbound (v->in) || !keys.initOutbound (send->out)) {
+    removeNow (v, "srtp: the negotiated keys were refused", false);
+    return;
+  }
+  v->connected = true;
+  send->cname = v->cname;
+  send->address = v->selected.valid () ? v->selected : v->dtlsPeer;
+  for (const auto &m : v->media) {
+    TrackSend t (m.trackId, m.kind, m.clockRate, m.payloadType, m.ssrc, historyOf (m.trackId));
+    t.waitKeyframe = m.kind == MediaKind::Video;
+    send->tracks.push_back (std::move (t));
+  }
+  /* The sending thread with the fewest viewers. */
+  unsigned best = 0;
+  for (unsigned i = 1; i < senders.size (); i++)
+    if (senders[i]->viewerCount () < senders[best]->viewerCount ())
+      best = i;
+  v->sender = best;
+  v->counters->thread = best;
+  v->counters->state = int (ViewerState::Connected);
+  {
+    std::lock_guard<std::mutex> l (v->counters->lock);
+    const SrtpProfileParams *pp = srtpProfileParams (keys.profile);
+    v->counters->profile = pp ? pp->name : "";
+  }
+  SendCommand c;
+  c.type = SendCommand::Type::Add;
+  c.viewer = std::move (send);
+  postSend (best, std::move (c));
+  if (callbacks.viewerEvent)
+    callbacks.viewerEvent (v->id, ViewerEvent::Connected, "");
+  for (const auto &m : v->media)
+    if (m.kind == MediaKind::Video)
+      requestKeyframe (m.trackId);
+}
+
+namespace {
+
+/* What one viewer's RTCP says, turned into actions after the walk. */
+class ViewerFeedback : public RtcpVisitor {
+public:
+  ViewerFeedback (ViewerRecv &v) : v_ (v) {}
+
+  void onReportBlock (uint32_t, const RtcpReportBlock &b) override
+  {
+    if (!v_.bySsrc (b.ssrc))
+      return;
+    auto &c = *v_.counters;
+    c.fractionLost = b.fractionLost;
+    c.cumulativeLost = b.cumulativeLost;
+    c.jitter = b.jitter;
+    if (b.lastSr != 0) {
+      /* RFC 3550 6.4.1: RTT = now - LSR - DLSR, in 1/65536 s */
+      const uint32_t nowMid = static_cast<uint32_t> (ntpFromUnixMicros (unixMicrosNow ()) >> 16);
+      const int64_t rtt = int64_t (uint32_t (nowMid - b.lastSr - b.delaySinceLastSr));
+      if (rtt < (int64_t (1) << 31))
+        c.rttUs = rtt * 1000000 / 65536;
+    }
+  }
+  void onNack (uint32_t, uint32_t media, uint16_t seq) override
+  {
+    const SdpAcceptedMedia *m = v_.bySsrc (media);
+    if (m && m->nack)
+      nacks.push_back (Retransmit {media, seq});
+  }
+  void onPli (uint32_t, uint32_t media) override
+  {
+    if (const SdpAcceptedMedia *m = v_.bySsrc (media)) {
+      v_.counters->plis++;
+      plis++;
+      keyframeTracks.push_back (m->trackId);
+    }
+  }
+  void onFir (uint32_t, uint32_t media, uint8_t seqNr) override
+  {
+    const SdpAcceptedMedia *m = v_.bySsrc (media);
+    if (!m)
+      return;
+    /* A FIR repeated with the same sequence number is a retransmission of
+     * the same request (RFC 5104 4.3.1.1). */
+    auto it = v_.firSeq.find (media);
+    if (it != v_.firSeq.end () && it->second == seqNr)
+      return;
+    v_.firSeq[media] = seqNr;
+    v_.counters->firs++;
+    firs++;
+    keyframeTracks.push_back (m->trackId);
+  }
+  void onRemb (uint32_t, uint64_t bitrate, const uint8_t *, unsigned) override
+  {
+    v_.counters->rembBitrate = bitrate;
+  }
+  void onTransportCc (uint32_t, uint32_t, uint16_t, uint16_t, int32_t, uint8_t) override
+  {
+    v_.counters->transportCc++;
+  }
+  void onBye (uint32_t) override { bye = true; }
+
+  std::vector<Retransmit> nacks;
+  std::vector<uint32_t> keyframeTracks;
+  unsigned plis = 0, firs = 0;
+  bool bye = false;
+
+private:
+  ViewerRecv &v_;
+};
+
+}  // namespace
+
+void
+FanoutCore::Impl::handleRtcp (ViewerRecv *v, uint8_t *data, size_t size, Clock::time_point now)
+{
+  size_t plain = 0;
+  if (v->in.unprotectRtcp (data, size, plain) != SrtpStatus::Ok) {
+    invalid++;
+    return;
+  }
+  v->lastActivity = now;
+  v->counters->rtcpPackets++;
+  if (!v->released && v->dtls->releaseHandshakeState ())
+    v->released = true;  /* the viewer has our keys: OpenSSL's state can go */
+  ViewerFeedback fb (*v);
+  rtcpParse (data, plain, fb);
+  plis += fb.plis;
+  firs += fb.firs;
+  if (!fb.nacks.empty ()) {
+    v->counters->nacks += fb.nacks.size ();
+    nacks += fb.nacks.size ();
+    SendCommand c;
+    c.type = SendCommand::Type::Retransmit;
+    c.id = v->id;
+    c.retransmits = std::move (fb.nacks);
+    postSend (v->sender, std::move (c));
+  }
+  std::sort (fb.keyframeTracks.begin (), fb.keyframeTracks.end ());
+  fb.keyframeTracks.erase (std::unique (fb.keyframeTracks.begin (), fb.keyframeTracks.end ()),
+      fb.keyframeTracks.end ());
+  for (uint32_t track : fb.keyframeTracks)
+    requestKeyframe (track);
+  if (fb.bye)
+    removeNow (v, "the viewer said RTCP BYE", false);
+}
+
+void
+FanoutCore::Impl::handleDatagram (const SockAddr &from, uint8_t *data, size_t size,
+    Clock::time_point now)
+{
+  auto it = byAddress.find (from);
+  ViewerRecv *v = it == byAddress.end () ? nullptr : it->second;
+  const uint8_t b0 = data[0];
+  if (b0 <= 3) {
+    handleStun (from, v, data, size, now);
+  } else if (b0 >= 20 && b0 <= 63) {
+    if (!v) {
+      invalid++;
+      return;
+    }
+    if (!v->bucket.take (now, kViewerRate, kViewerBurst)) {
+      rateLimited++;
+      return;
+    }
+    v->dtlsPeer = from;
+    v->dtls->feed (data, size);
+    afterDtls (v);
+  } else if (b0 >= 128 && b0 <= 191) {
+    if (!v || !v->connected || !rtcpLooksLike (data, size)) {
+      invalid++;  /* RTP from a viewer that only receives, or no viewer's */
+      return;
+    }
+    if (!v->bucket.take (now, kViewerRate, kViewerBurst)) {
+      rateLimited++;
+      return;
+    }
+    handleRtcp (v, data, size, now);
+  } else {
+    invalid++;
+  }
+}
+
+Clock::time_point
+FanoutCore::Impl::nextTimer (Clock::time_point now)
+{
+  Clock::time_point next = now + kHousekeeping;
+  for (ViewerRecv *v : handshaking)
+    if (auto t = v->dtls->nextTimeout ())
+      next = std::min (next, *t);
+  return next;
+}
+
+void
+FanoutCore::Impl::housekeeping (Clock::time_point now)
+{
+  /* Consent freshness: no authenticated STUN or SRTCP for the timeout. */
+  std::vector<std::pair<ViewerRecv *, std::string>> expired;
+  const auto timeout = settings.viewerTimeout;
+  const std::string secs = std::to_string (timeout.count () / 1000.0).substr (0, 4) + " s";
+  for (auto &[id, v] : byId)
+    if (now - v->lastActivity > timeout)
+      expired.emplace_back (v, v->sawStun
+          ? "timeout: no STUN consent or RTCP from the viewer for " + secs
+          : "timeout: no ICE connectivity check within " + secs);
+  for (auto &[v, why] : expired)
+    removeNow (v, why, false);
+
+  /* Rate limits of addresses quiet for a while (their buckets are full). */
+  if (strangers.size () > kMaxStrangers / 4)
+    for (auto it = strangers.begin (); it != strangers.end ();)
+      it = now - it->second.last > std::chrono::seconds (5) ? strangers.erase (it) : std::next (it);
+
+  flushKeyframeRequests ();
+}
+
+void
+FanoutCore::Impl::recvLoop ()
+{
+  std::vector<uint8_t> buffers (kRecvBatch * kRecvSize);
+  std::array<mmsghdr, kRecvBatch> msgs {};
+  std::array<iovec, kRecvBatch> iovs {};
+  std::array<sockaddr_storage, kRecvBatch> addrs {};
+  Clock::time_point nextHousekeeping = Clock::now () + kHousekeeping;
+
+  for (;;) {
+    Clock::time_point now = Clock::now ();
+    const Clock::time_point wakeAt = std::min (nextTimer (now), nextHousekeeping);
+    const int timeoutMs = wakeAt <= now ? 0
+        : static_cast<int> (duration_cast<milliseconds> (wakeAt - now).count () + 1);
+    pollfd fds[2] = {{fd, POLLIN, 0}, {wakeFd, POLLIN, 0}};
+    poll (fds, 2, timeoutMs);
+    if (fds[1].revents & POLLIN) {
+      uint64_t n;
+      ssize_t r = read (wakeFd, &n, sizeof (n));
+      (void) r;
+    }
+    if (!processCommands ())
+      break;
+
+    /* A bounded amount of input per turn, so timers and commands keep
+     * their pace under a flood. */
+    for (int round = 0; round < 16 && (fds[0].revents & POLLIN); round++) {
+      for (unsigned i = 0; i < kRecvBatch; i++) {
+        iovs[i].iov_base = buffers.data () + i * kRecvSize;
+        iovs[i].iov_len = kRecvSize;
+        msgs[i].msg_hdr = msghdr {};
+        msgs[i].msg_hdr.msg_name = &addrs[i];
+        msgs[i].msg_hdr.msg_namelen = sizeof (addrs[i]);
+        msgs[i].msg_hdr.msg_iov = &iovs[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+        msgs[i].msg_len = 0;
+      }
+      const int n = recvmmsg (fd, msgs.data (), kRecvBatch, MSG_DONTWAIT, nullptr);
+      if (n <= 0)
+        break;
+      now = Clock::now ();
+      for (int i = 0; i < n; i++) {
+        const size_t size = msgs[i].msg_len;
+        if (size == 0 || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+          invalid++;
+          continue;
+        }
+        const SockAddr from = SockAddr::fromSockaddr (
+            reinterpret_cast<const sockaddr *> (&addrs[i]), msgs[i].msg_hdr.msg_namelen);
+        if (!from.valid ())
+          continue;
+        handleDatagram (from, buffers.data () + i * kRecvSize, size, now);
+      }
+      if (n < int (kRecvBatch))
+        break;
+    }
+
+    /* DTLS retransmissions and give-ups (over a copy: removal edits the set). */
+    now = Clock::now ();
+    if (!handshaking.empty ())
+      for (ViewerRecv *v : std::vector<ViewerRecv *> (handshaking.begin (), handshaking.end ()))
+        if (auto t = v->dtls->nextTimeout (); t && *t <= now) {
+          v->dtls->onTimeout ();
+          afterDtls (v);
+        }
+    if (now >= nextHousekeeping) {
+      housekeeping (now);
+      nextHousekeeping = now + kHousekeeping;
+    }
+  }
+
+  /* Stopping: every viewer goes, with the reason stop () was given. */
+  std::vector<ViewerRecv *> all;
+  for (auto &[id, v] : byId)
+    all.push_back (v);
+  for (ViewerRecv *v : all)
+    removeNow (v, stopReason.empty () ? "stopped" : stopReason, true);
+}
+
+/* ------------------------------------------------------------------ */
+
+FanoutCore::FanoutCore (std::unique_ptr<Impl> impl) : impl_ (std::move (impl)) {}
+
+FanoutCore::~FanoutCore ()
+{
+  stop ();
+}
+
+std::unique_ptr<FanoutCore>
+FanoutCore::create (const FanoutSettings &settings, FanoutCallbacks callbacks, std::string *error)
+{
+  auto fail = [error] (std::string why) -> std::unique_ptr<FanoutCore> {
+    if (error)
+      *error = std::move (why);
+    return nullptr;
+  };
+  if (settings.addresses.empty ())
+    return fail ("no local address");
+  bool v4 = false, v6 = false;
+  for (const auto &a : settings.addresses) {
+    SockAddr s = SockAddr::parse (a, 0);
+    if (!s.valid ())
+      return fail ("address '" + a + "' is not a numeric IPv4 or IPv6 address");
+    const bool any = (s.family () == AF_INET &&
+        reinterpret_cast<const sockaddr_in *> (s.sa ())->sin_addr.s_addr == htonl (INADDR_ANY)) ||
+        (s.family () == AF_INET6 &&
+            IN6_IS_ADDR_UNSPECIFIED (&reinterpret_cast<const sockaddr_in6 *> (s.sa ())->sin6_addr));
+    if (any)
+      return fail ("address '" + a + "' is a wildcard: a viewer cannot be told to reach it; "
+          "list the addresses to announce");
+    (s.family () == AF_INET ? v4 : v6) = true;
+  }
+
+  auto impl = std::make_unique<Impl> ();
+  impl->settings = settings;
+  impl->callbacks = std::move (callbacks);
+  if (impl->settings.threads == 0)
+    impl->settings.threads = std::max (1u, std::thread::hardware_concurrency ());
+  impl->settings.viewerQueue = std::max<size_t> (impl->settings.viewerQueue, 16);
+
+  SockAddr bindAddr;
+  if (settings.addresses.size () == 1)
+    bindAddr = SockAddr::parse (settings.addresses.front (), settings.port);
+  else
+    bindAddr = SockAddr::parse (v6 ? "::" : "0.0.0.0", settings.port);
+  impl->fd = socket (bindAddr.family (), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (impl->fd < 0)
+    return fail (std::string ("socket: ") + std::strerror (errno));
+  if (v6 && v4) {
+    int off = 0;
+    setsockopt (impl->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof (off));
+  }
+  int bufSize = 8 * 1024 * 1024;
+  setsockopt (impl->fd, SOL_SOCKET, SO_SNDBUF, &bufSize, sizeof (bufSize));
+  setsockopt (impl->fd, SOL_SOCKET, SO_RCVBUF, &bufSize, sizeof (bufSize));
+  if (bind (impl->fd, bindAddr.sa (), bindAddr.length) != 0)
+    return fail ("cannot bind UDP " + bindAddr.toString () + ": " + std::strerror (errno));
+  sockaddr_storage bound {};
+  socklen_t boundLength = sizeof (bound);
+  getsockname (impl->fd, reinterpret_cast<sockaddr *> (&bound), &boundLength);
+  impl->port = SockAddr::fromSockaddr (reinterpret_cast<sockaddr *> (&bound), boundLength).port ();
+  impl->gso = UdpBatchSender::gsoSupported (impl->fd);
+  impl->wakeFd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (impl->wakeFd < 0)
+    return fail (std::string ("eventfd: ") + std::strerror (errno));
+
+  impl->dtls = settings.dtlsContext;
+  if (!impl->dtls) {
+    auto cert = DtlsCertificate::processCertificate ();
+    if (!cert)
+      return fail ("cannot make the DTLS certificate");
+    std::string why;
+    impl->dtls = DtlsContext::create (cert, kDtlsDefaultSrtpProfiles, &why);
+    if (!impl->dtls)
+      return fail ("dtls: " + why);
+  }
+  impl->fingerprint = impl->dtls->certificate ().fingerprint ().toString ();
+
+  Impl *raw = impl.get ();
+  for (unsigned i = 0; i < impl->settings.threads; i++)
+    impl->senders.push_back (std::make_unique<Sender> (*raw));
+  impl->recvThread = std::thread ([raw] { raw->recvLoop (); });
+  return std::unique_ptr<FanoutCore> (new FanoutCore (std::move (impl)));
+}
+
+uint16_t
+FanoutCore::port () const
+{
+  return impl_->port;
+}
+
+const std::vector<std::string> &
+FanoutCore::addresses () const
+{
+  return impl_->settings.addresses;
+}
+
+void
+FanoutCore::setTrack (const TrackCodec &track)
+{
+  std::lock_guard<std::mutex> l (impl_->tracksLock);
+  auto &t = impl_->tracks[track.trackId];
+  t.codec = track;
+  if (!t.history)
+    t.history = std::make_shared<PacketHistory> (impl_->settings.historyPackets);
+}
+
+void
+FanoutCore::removeTrack (uint32_t trackId)
+{
+  std::lock_guard<std::mutex> l (impl_->tracksLock);
+  impl_->tracks.erase (trackId);
+}
+
+void
+FanoutCore::push (PacketRef packet)
+{
+  if (!packet)
+    return;
+  impl_->packetsIn.fetch_add (1, std::memory_order_relaxed);
+  impl_->bytesIn.fetch_add (packet->size (), std::memory_order_relaxed);
+  if (!packet->valid ()) {
+    impl_->invalid++;
+    return;
+  }
+  std::shared_ptr<PacketHistory> history = impl_->historyOf (packet->track ());
+  if (!history)
+    return;  /* no caps on the track yet */
+  history->add (packet);
+  if (packet->keyframe () && impl_->keyframesPending.load (std::memory_order_relaxed))
+    impl_->keyframeArrived (packet->track ());
+  for (auto &s : impl_->senders)
+    s->push (packet);
+}
+
+FanoutCore::AddResult
+FanoutCore::addViewer (std::string_view offer)
+{
+  AddResult result;
+  Impl &d = *impl_;
+  try {
+    {
+      std::lock_guard<std::mutex> l (d.stopLock);
+      if (d.stopped) {
+        result.error = "the fan-out is stopped";
+        return result;
+      }
+    }
+    std::vector<TrackCodec> tracks;
+    {
+      std::lock_guard<std::mutex> l (d.tracksLock);
+      for (const auto &[id, t] : d.tracks)
+        tracks.push_back (t.codec);
+    }
+    if (tracks.empty ()) {
+      result.error = "the stream has no track yet";
+      return result;
+    }
+
+    std::string id = randomHex (8);
+    std::string ufrag = randomString (12);
+    {
+      std::lock_guard<std::mutex> l (d.registryLock);
+      if (d.registry.size () >= d.settings.maxViewers) {
+        result.error = "at the limit of " + std::to_string (d.settings.maxViewers) + " viewers";
+        return result;
+      }
+      while (d.ufrags.count (ufrag) || d.registry.count (id)) {
+        ufrag = randomString (12);
+        id = randomHex (8);
+      }
+    }
+    const std::string pwd = randomString (24);
+    const std::string cname = randomString (16);
+
+    SdpAnswerParams params;
+    params.iceUfrag = ufrag;
+    params.icePwd = pwd;
+    params.fingerprint = d.fingerprint;
+    params.addresses = d.settings.addresses;
+    params.port = d.port;
+    params.cname = cname;
+    params.streamId = d.settings.streamId;
+    params.sessionId = (uint64_t (randomU32 ()) << 31) | randomU32 ();
+    params.newSsrc = [] { return randomU32 (); };
+    std::string why;
+    auto negotiation = SdpAnswerer (tracks).answer (offer, params, &why);
+    if (!negotiation) {
+      result.error = why;
+      return result;
+    }
+    auto fingerprint = DtlsFingerprint::parse (negotiation->remoteFingerprint);
+    if (!fingerprint) {
+      result.error = "the offer's a=fingerprint '" + negotiation->remoteFingerprint.substr (0, 120)
+          + "' is not a sha-1/224/256/384/512 fingerprint";
+      return result;
+    }
+
+    auto counters = std::make_shared<ViewerCounters> (id);
+    auto viewer = std::make_unique<ViewerRecv> (id, ufrag, pwd, counters, d.liveStates);
+    viewer->cname = cname;
+    viewer->media = negotiation->accepted;
+    ViewerRecv *raw = viewer.get ();
+    Impl *core = &d;
+    viewer->dtls = std::make_unique<DtlsSession> (d.dtls, DtlsRole::Server, *fingerprint,
+        [core, raw] (const uint8_t *data, size_t size) { core->sendTo (raw->dtlsPeer, data, size); });
+    if (viewer->dtls->state () == DtlsState::Failed) {
+      result.error = "dtls: " + viewer->dtls->error ();
+      return result;
+    }
+    /* Under stopLock: an Add is queued before stop ()'s Stop or not at all. */
+    std::lock_guard<std::mutex> stopGuard (d.stopLock);
+    if (d.stopped) {
+      result.error = "the fan-out is stopped";
+      return result;
+    }
+    {
+      std::lock_guard<std::mutex> l (d.registryLock);
+      d.registry[id] = counters;
+      d.ufrags.insert (ufrag);
+    }
+    RecvCommand c;
+    c.type = RecvCommand::Type::Add;
+    c.viewer = std::move (viewer);
+    d.postRecv (std::move (c));
+    result.id = id;
+    result.answer = std::move (negotiation->answer);
+  } catch (const std::exception &e) {
+    result = AddResult ();
+    result.error = std::string ("internal error: ") + e.what ();
+  }
+  return result;
+}
+
+bool
+FanoutCore::removeViewer (const std::string &id, const std::string &reason)
+{
+  {
+    std::lock_guard<std::mutex> l (impl_->registryLock);
+    if (!impl_->registry.count (id))
+      return false;
+  }
+  RecvCommand c;
+  c.type = RecvCommand::Type::Remove;
+  c.id = id;
+  c.reason = reason;
+  impl_->postRecv (std::move (c));
+  return true;
+}
+
+FanoutStats
+FanoutCore::stats (bool perViewer) const
+{
+  const Impl &d = *impl_;
+  FanoutStats s;
+  {
+    std::lock_guard<std::mutex> l (d.tracksLock);
+    s.tracks = d.tracks.size ();
+  }
+  std::vector<std::shared_ptr<ViewerCounters>> viewers;
+  {
+    std::lock_guard<std::mutex> l (d.registryLock);
+    for (const auto &[id, c] : d.registry)
+      viewers.push_back (c);
+  }
+  s.viewers = viewers.size ();
+  for (const auto &c : viewers)
+    if (c->state == int (ViewerState::Connected))
+      s.connected++;
+  s.viewerStates = static_cast<uint64_t> (std::max<int64_t> (0, d.liveStates.load ()));
+  s.packetsIn = d.packetsIn;
+  s.bytesIn = d.bytesIn;
+  for (const auto &snd : d.senders) {
+    s.packetsSent += snd->packetsSent;
+    s.bytesSent += snd->bytesSent;
+    s.retransmits += snd->retransmits;
+    s.nackMisses += snd->nackMisses;
+    s.dropped += snd->dropped;
+    s.senderReports += snd->senderReports;
+  }
+  s.nacks = d.nacks;
+  s.keyframeRequests = d.keyframeRequests;
+  s.keyframeRequestsLimited = d.keyframeRequestsLimited;
+  s.plis = d.plis;
+  s.firs = d.firs;
+  s.stunRequests = d.stunRequests;
+  s.stunErrors = d.stunErrors;
+  s.rateLimited = d.rateLimited;
+  s.invalid = d.invalid;
+  s.threads = d.senders.size ();
+  s.gso = d.gso;
+  if (perViewer)
+    for (const auto &c : viewers) {
+      ViewerStats v;
+      v.id = c->id;
+      v.state = viewerStateName (c->state);
+      {
+        std::lock_guard<std::mutex> l (c->lock);
+        v.address = c->address;
+        v.srtpProfile = c->profile;
+      }
+      v.thread = c->thread;
+      v.packetsSent = c->packetsSent;
+      v.bytesSent = c->bytesSent;
+      v.retransmits = c->retransmits;
+      v.nacks = c->nacks;
+      v.plis = c->plis;
+      v.firs = c->firs;
+      v.dropped = c->dropped;
+      v.rtcpPackets = c->rtcpPackets;
+      v.rembBitrate = c->rembBitrate;
+      v.transportCcFeedbacks = c->transportCc;
+      v.fractionLost = c->fractionLost;
+      v.cumulativeLost = c->cumulativeLost;
+      v.jitter = c->jitter;
+      v.rttUs = c->rttUs;
+      s.viewerList.push_back (std::move (v));
+    }
+  return s;
+}
+
+void
+FanoutCore::stop (const std::string &reason)
+{
+  Impl &d = *impl_;
+  {
+    std::lock_guard<std::mutex> l (d.stopLock);
+    if (d.stopped)
+      return;
+    d.stopped = true;
+  }
+  {
+    std::lock_guard<std::mutex> l (d.commandLock);
+    d.stopRequested = true;
+    RecvCommand c;
+    c.type = RecvCommand::Type::Stop;
+    c.reason = reason;
+    d.recvCommands.push_back (std::move (c));
+  }
+  d.wake ();
+  if (d.recvThread.joinable ())
+    d.recvThread.join ();
+  /* Joined, not destroyed: a push () racing with stop () still finds them. */
+  for (auto &s : d.senders)
+    s->stop ();
+}
+
+}  // namespace xdn::fanout

@@ -1,0 +1,521 @@
+/* A WebRTC viewer built in the test from the fan-out's own building blocks:
+ * its offer (written by hand in the format browsers use), ICE as the
+ * controlling agent (STUN Binding requests with USE-CANDIDATE through
+ * StunBuilder), a DTLS client (DtlsSession), SRTP unprotect and SRTCP
+ * protect (SrtpContext). It records every packet it receives and can send
+ * RTCP feedback (NACK, PLI, FIR, REMB, BYE, receiver reports).
+ *
+ * One UDP socket on 127.0.0.1; not thread-safe (one thread drives it). */
+#pragma once
+
+#include "xdn-fanout-addr.h"
+#include "xdn-fanout-bytes.h"
+#include "xdn-fanout-dtls.h"
+#include "xdn-fanout-rtcp.h"
+#include "xdn-fanout-srtp.h"
+#include "xdn-fanout-stun.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace fanouttest {
+
+using namespace xdn::fanout;
+
+inline std::shared_ptr<DtlsContext>
+viewerDtlsContext ()
+{
+  static auto ctx = DtlsContext::create (DtlsCertificate::generate ());
+  return ctx;
+}
+
+struct ReceivedRtp {
+  uint8_t pt = 0;
+  bool marker = false;
+  uint16_t seq = 0;
+  uint32_t ts = 0;
+  uint32_t ssrc = 0;
+  std::vector<uint8_t> payload;
+};
+
+struct ReceivedSr {
+  uint32_t ssrc = 0;
+  uint64_t ntp = 0;
+  uint32_t rtpTs = 0;
+  uint32_t packets = 0;
+  uint32_t octets = 0;
+  std::chrono::steady_clock::time_point at;
+};
+
+struct OfferOptions {
+  bool video = true;
+  bool audio = true;
+  bool bundle = true;
+  bool rtcpMux = true;
+  std::string setup = "actpass";
+  /* H.264 types as Chromium lists them, VP8 first. */
+  bool h264 = true;
+  bool vp8 = true;
+  bool feedback = true;        /* nack, nack pli, ccm fir, goog-remb, transport-cc */
+  bool fingerprint = true;
+};
+
+class TestViewer {
+public:
+  TestViewer ()
+  {
+    fd_ = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    SockAddr local = SockAddr::parse ("127.0.0.1", 0);
+    bind (fd_, local.sa (), local.length);
+    int size = 4 * 1024 * 1024;
+    setsockopt (fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof (size));
+    sockaddr_storage ss {};
+    socklen_t len = sizeof (ss);
+    getsockname (fd_, reinterpret_cast<sockaddr *> (&ss), &len);
+    local_ = SockAddr::fromSockaddr (reinterpret_cast<sockaddr *> (&ss), len);
+    ufrag_ = "vw" + std::to_string (local_.port ());
+    pwd_ = "viewerPasswordOf24Chars" + std::to_string (local_.port () % 10);
+  }
+  ~TestViewer ()
+  {
+    if (fd_ >= 0)
+      close (fd_);
+  }
+  TestViewer (const TestViewer &) = delete;
+  TestViewer &operator= (const TestViewer &) = delete;
+
+  const SockAddr &localAddress () const { return local_; }
+  int fd () const { return fd_; }
+
+  /* An offer in Chromium's format (recvonly transceivers, BUNDLE, the
+   * usual payload types). */
+  std::string offer (const OfferOptions &o = {}) const
+  {
+    std::ostringstream s;
+    const std::string fb = o.feedback
+        ? "a=rtcp-fb:%d goog-remb\r\na=rtcp-fb:%d transport-cc\r\na=rtcp-fb:%d ccm fir\r\n"
+          "a=rtcp-fb:%d nack\r\na=rtcp-fb:%d nack pli\r\n" : "";
+    auto feedback = [&] (int pt) {
+      std::string out = fb;
+      size_t p;
+      while ((p = out.find ("%d")) != std::string::npos)
+        out.replace (p, 2, std::to_string (pt));
+      return out;
+    };
+    auto transport = [&] (const std::string &mid) {
+      std::ostringstream t;
+      t << "c=IN IP4 0.0.0.0\r\n"
+        << "a=rtcp:9 IN IP4 0.0.0.0\r\n"
+        << "a=ice-ufrag:" << ufrag_ << "\r\n"
+        << "a=ice-pwd:" << pwd_ << "\r\n"
+        << "a=ice-options:trickle\r\n";
+      if (o.fingerprint)
+        t << "a=fingerprint:" << viewerDtlsContext ()->certificate ().fingerprint ().toString ()
+          << "\r\n";
+      t << "a=setup:" << o.setup << "\r\n"
+        << "a=mid:" << mid << "\r\n"
+        << "a=extmap:1 urn:ietf:params:rtp-hdrext:toffset\r\n"
+        << "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n"
+        << "a=recvonly\r\n";
+      if (o.rtcpMux)
+        t << "a=rtcp-mux\r\n";
+      t << "a=rtcp-rsize\r\n";
+      return t.str ();
+    };
+    s << "v=0\r\n"
+      << "o=- 4611731400430051336 2 IN IP4 127.0.0.1\r\n"
+      << "s=-\r\n"
+      << "t=0 0\r\n";
+    std::vector<std::string> mids;
+    if (o.video)
+      mids.push_back ("0");
+    if (o.audio)
+      mids.push_back (o.video ? "1" : "0");
+    if (o.bundle) {
+      s << "a=group:BUNDLE";
+      for (const auto &m : mids)
+        s << " " << m;
+      s << "\r\n";
+    }
+    s << "a=extmap-allow-mixed\r\n"
+      << "a=msid-semantic: WMS\r\n";
+    if (o.video) {
+      s << "m=video 9 UDP/TLS/RTP/SAVPF";
+      if (o.vp8)
+        s << " 96 97";
+      if (o.h264)
+        s << " 102 103 104 105 106 107 108 109 127 125";
+      s << " 116 117 118\r\n" << transport ("0");
+      if (o.vp8)
+        s << "a=rtpmap:96 VP8/90000\r\n" << feedback (96)
+          << "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n";
+      if (o.h264)
+        s << "a=rtpmap:102 H264/90000\r\n" << feedback (102)
+          << "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n"
+          << "a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n"
+          << "a=rtpmap:104 H264/90000\r\n" << feedback (104)
+          << "a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n"
+          << "a=rtpmap:105 rtx/90000\r\na=fmtp:105 apt=104\r\n"
+          << "a=rtpmap:106 H264/90000\r\n" << feedback (106)
+          << "a=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+          << "a=rtpmap:107 rtx/90000\r\na=fmtp:107 apt=106\r\n"
+          << "a=rtpmap:108 H264/90000\r\n" << feedback (108)
+          << "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f\r\n"
+          << "a=rtpmap:109 rtx/90000\r\na=fmtp:109 apt=108\r\n"
+          << "a=rtpmap:127 H264/90000\r\n" << feedback (127)
+          << "a=fmtp:127 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f\r\n"
+          << "a=rtpmap:125 rtx/90000\r\na=fmtp:125 apt=127\r\n";
+      s << "a=rtpmap:116 red/90000\r\n"
+        << "a=rtpmap:117 rtx/90000\r\na=fmtp:117 apt=116\r\n"
+        << "a=rtpmap:118 ulpfec/90000\r\n";
+    }
+    if (o.audio) {
+      s << "m=audio 9 UDP/TLS/RTP/SAVPF 111 63 9 0 8 13 110 126\r\n"
+        << transport (o.video ? "1" : "0")
+        << "a=rtpmap:111 opus/48000/2\r\n"
+        << "a=rtcp-fb:111 transport-cc\r\n"
+        << "a=fmtp:111 minptime=10;useinbandfec=1\r\n"
+        << "a=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n"
+        << "a=rtpmap:9 G722/8000\r\n"
+        << "a=rtpmap:0 PCMU/8000\r\n"
+        << "a=rtpmap:8 PCMA/8000\r\n"
+        << "a=rtpmap:13 CN/8000\r\n"
+        << "a=rtpmap:110 telephone-event/48000\r\n"
+        << "a=rtpmap:126 telephone-event/8000\r\n";
+    }
+    return s.str ();
+  }
+
+  /* Reads the answer: the server's credentials, fingerprint, first host
+   * candidate and, per accepted m-line, payload type and SSRC. */
+  bool applyAnswer (const std::string &answer)
+  {
+    std::istringstream in (answer);
+    std::string line, kind;
+    int port = -1;
+    while (std::getline (in, line)) {
+      if (!line.empty () && line.back () == '\r')
+        line.pop_back ();
+      auto value = [&line] (const char *prefix) -> std::optional<std::string> {
+        if (line.rfind (prefix, 0) == 0)
+          return line.substr (std::strlen (prefix));
+        return std::nullopt;
+      };
+      if (auto m = value ("m=")) {
+        std::istringstream ms (*m);
+        int p, pt;
+        std::string proto;
+        ms >> kind >> p >> proto >> pt;
+        port = p;
+        if (p != 0)
+          payloadTypes_[kind] = pt;
+      } else if (auto u = value ("a=ice-ufrag:")) {
+        serverUfrag_ = *u;
+      } else if (auto pw = value ("a=ice-pwd:")) {
+        serverPwd_ = *pw;
+      } else if (auto f = value ("a=fingerprint:")) {
+        serverFingerprint_ = DtlsFingerprint::parse (*f);
+      } else if (auto c = value ("a=candidate:")) {
+        std::istringstream cs (*c);
+        std::string foundation, proto, address, typ, type;
+        int component, cport;
+        uint32_t priority;
+        cs >> foundation >> component >> proto >> priority >> address >> cport >> typ >> type;
+        candidates.push_back (address + ":" + std::to_string (cport));
+        if (!server_.valid ())
+          server_ = SockAddr::parse (address, static_cast<uint16_t> (cport));
+      } else if (auto ss = value ("a=ssrc:")) {
+        if (port != 0 && ss->find (" cname:") != std::string::npos)
+          ssrcs_[kind] = static_cast<uint32_t> (std::stoul (ss->substr (0, ss->find (' '))));
+      }
+    }
+    return !serverUfrag_.empty () && !serverPwd_.empty () && serverFingerprint_ && server_.valid ();
+  }
+
+  int payloadType (const std::string &kind) const
+  {
+    auto it = payloadTypes_.find (kind);
+    return it == payloadTypes_.end () ? -1 : it->second;
+  }
+  uint32_t ssrc (const std::string &kind) const
+  {
+    auto it = ssrcs_.find (kind);
+    return it == ssrcs_.end () ? 0 : it->second;
+  }
+  const std::string &serverUfrag () const { return serverUfrag_; }
+
+  /* A Binding request as a controlling full agent sends it. */
+  std::vector<uint8_t> bindingRequest (bool useCandidate = true, const std::string *password = nullptr)
+  {
+    uint8_t buf[512];
+    std::array<uint8_t, 12> txid;
+    for (auto &b : txid)
+      b = static_cast<uint8_t> (rand ());
+    sentTxids_.insert (txid);
+    StunBuilder b (buf, sizeof (buf), kStunMethodBinding, StunClass::Request, txid);
+    b.addString (stunattr::Username, serverUfrag_ + ":" + ufrag_);
+    b.addU32 (stunattr::Priority, 0x6e7f1eff);
+    b.addU64 (stunattr::IceControlling, 0x1122334455667788ull);
+    if (useCandidate)
+      b.addFlag (stunattr::UseCandidate);
+    b.addIntegrity (password ? *password : serverPwd_);
+    b.addFingerprint ();
+    return std::vector<uint8_t> (buf, buf + b.size ());
+  }
+
+  void sendRaw (const uint8_t *data, size_t size)
+  {
+    sendto (fd_, data, size, 0, server_.sa (), server_.length);
+  }
+  void sendRaw (const std::vector<uint8_t> &d) { sendRaw (d.data (), d.size ()); }
+
+  /* ICE (until a success response authenticated with the server's
+   * password), then DTLS as client, then SRTP keys. */
+  bool connect (std::chrono::milliseconds timeout = std::chrono::milliseconds (5000))
+  {
+    const auto end = std::chrono::steady_clock::now () + timeout;
+    auto nextCheck = std::chrono::steady_clock::now ();
+    while (!iceOk_ && std::chrono::steady_clock::now () < end) {
+      if (std::chrono::steady_clock::now () >= nextCheck) {
+        sendRaw (bindingRequest ());
+        nextCheck = std::chrono::steady_clock::now () + std::chrono::milliseconds (100);
+      }
+      pump (std::chrono::milliseconds (20));
+    }
+    if (!iceOk_)
+      return false;
+    dtls_ = std::make_unique<DtlsSession> (viewerDtlsContext (), DtlsRole::Client,
+        *serverFingerprint_, [this] (const uint8_t *d, size_t n) { sendRaw (d, n); });
+    dtls_->start ();
+    while (dtls_->state () == DtlsState::Handshaking && std::chrono::steady_clock::now () < end) {
+      pump (std::chrono::milliseconds (20));
+      if (auto t = dtls_->nextTimeout (); t && *t <= std::chrono::steady_clock::now ())
+        dtls_->onTimeout ();
+    }
+    if (dtls_->state () != DtlsState::Connected)
+      return false;
+    const DtlsSrtpKeys &keys = *dtls_->srtpKeys ();
+    srtpReady_ = keys.initInbound (in_) && keys.initOutbound (out_);
+    return srtpReady_;
+  }
+
+  bool connected () const { return dtls_ && dtls_->state () == DtlsState::Connected; }
+  /* Frees the client's OpenSSL state (SRTP keys kept), as the server does
+   * once the viewer's SRTCP authenticates. */
+  void releaseDtls ()
+  {
+    if (dtls_)
+      dtls_->releaseHandshakeState ();
+  }
+
+  /* Reads whatever arrives for @d. */
+  void pump (std::chrono::milliseconds d)
+  {
+    const auto end = std::chrono::steady_clock::now () + d;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds> (
+          end - std::chrono::steady_clock::now ()).count ();
+      pollfd p {fd_, POLLIN, 0};
+      if (poll (&p, 1, left > 0 ? int (left) : 0) <= 0)
+        return;
+      uint8_t buf[4096];
+      for (;;) {
+        ssize_t n = recv (fd_, buf, sizeof (buf), MSG_DONTWAIT);
+        if (n <= 0)
+          break;
+        handle (buf, static_cast<size_t> (n));
+      }
+    }
+  }
+
+  template <typename Pred>
+  bool pumpUntil (Pred pred, std::chrono::milliseconds timeout)
+  {
+    const auto end = std::chrono::steady_clock::now () + timeout;
+    while (!pred ()) {
+      if (std::chrono::steady_clock::now () >= end)
+        return false;
+      pump (std::chrono::milliseconds (10));
+    }
+    return true;
+  }
+
+  /* Protects and sends one (compound) RTCP packet. */
+  bool sendRtcp (const uint8_t *plain, size_t size)
+  {
+    std::vector<uint8_t> buf (plain, plain + size);
+    buf.resize (size + SrtpContext::kMaxTrailer);
+    size_t out = 0;
+    if (out_.protectRtcp (buf.data (), size, buf.size (), out) != SrtpStatus::Ok)
+      return false;
+    sendRaw (buf.data (), out);
+    return true;
+  }
+  bool sendNack (uint32_t mediaSsrc, std::vector<uint16_t> seqs)
+  {
+    uint8_t b[1500];
+    size_t n = rtcpWriteNack (b, sizeof (b), kOwnSsrc, mediaSsrc, seqs.data (),
+        static_cast<unsigned> (seqs.size ()));
+    return n && sendRtcp (b, n);
+  }
+  bool sendPli (uint32_t mediaSsrc)
+  {
+    uint8_t b[64];
+    size_t n = rtcpWritePli (b, sizeof (b), kOwnSsrc, mediaSsrc);
+    return n && sendRtcp (b, n);
+  }
+  bool sendReceiverReport (uint32_t mediaSsrc, uint8_t fractionLost, uint32_t jitter)
+  {
+    uint8_t b[128];
+    RtcpReportBlock rb;
+    rb.ssrc = mediaSsrc;
+    rb.fractionLost = fractionLost;
+    rb.jitter = jitter;
+    size_t n = rtcpWriteReceiverReport (b, sizeof (b), kOwnSsrc, &rb, 1);
+    return n && sendRtcp (b, n);
+  }
+
+  std::vector<ReceivedRtp> received;
+  std::vector<ReceivedSr> senderReports;
+  std::vector<std::string> candidates;
+  bool byeReceived = false;
+  int stunReplies = 0;
+  int stunErrors = 0;
+  int rtpAuthFailures = 0;
+  /* Output sequence numbers to drop once when they arrive (simulated loss). */
+  std::set<uint16_t> dropOnce;
+
+  static constexpr uint32_t kOwnSsrc = 0x7e57;
+
+  size_t count (const std::string &kind) const
+  {
+    size_t n = 0;
+    for (const auto &r : received)
+      if (r.pt == payloadType (kind))
+        n++;
+    return n;
+  }
+
+private:
+  void handle (uint8_t *data, size_t n)
+  {
+    const uint8_t b0 = data[0];
+    if (b0 <= 3) {
+      StunMessage m;
+      if (stunParse (data, n, m) != StunParseError::None)
+        return;
+      if (!sentTxids_.count (m.transactionId))
+        return;
+      stunReplies++;
+      if (m.cls == StunClass::SuccessResponse && stunCheckIntegrity (m, serverPwd_))
+        iceOk_ = true;
+      else if (m.cls == StunClass::ErrorResponse)
+        stunErrors++;
+    } else if (b0 >= 20 && b0 <= 63) {
+      if (dtls_)
+        dtls_->feed (data, n);
+    } else if (b0 >= 128 && b0 <= 191 && srtpReady_) {
+      size_t plain = 0;
+      if (rtcpLooksLike (data, n)) {
+        if (in_.unprotectRtcp (data, n, plain) != SrtpStatus::Ok)
+          return;
+        for (size_t pos = 0; pos + 4 <= plain;) {
+          const uint8_t *p = data + pos;
+          const size_t len = (size_t (rd16 (p + 2)) + 1) * 4;
+          if (pos + len > plain)
+            break;
+          if (p[1] == 200 && len >= 28) {
+            ReceivedSr sr;
+            sr.ssrc = rd32 (p + 4);
+            sr.ntp = rd64 (p + 8);
+            sr.rtpTs = rd32 (p + 16);
+            sr.packets = rd32 (p + 20);
+            sr.octets = rd32 (p + 24);
+            sr.at = std::chrono::steady_clock::now ();
+            senderReports.push_back (sr);
+          } else if (p[1] == 203) {
+            byeReceived = true;
+          }
+          pos += len;
+        }
+        return;
+      }
+      /* a packet lost on the way never reaches SRTP (its replay window) */
+      if (n >= 12 && dropOnce.erase (rd16 (data + 2)))
+        return;
+      if (in_.unprotectRtp (data, n, plain) != SrtpStatus::Ok) {
+        rtpAuthFailures++;
+        return;
+      }
+      ReceivedRtp r;
+      r.pt = data[1] & 0x7f;
+      r.marker = data[1] & 0x80;
+      r.seq = rd16 (data + 2);
+      r.ts = rd32 (data + 4);
+      r.ssrc = rd32 (data + 8);
+      const size_t header = 12 + 4 * (data[0] & 0x0f);
+      if (plain >= header)
+        r.payload.assign (data + header, data + plain);
+      received.push_back (std::move (r));
+    }
+  }
+
+  int fd_ = -1;
+  SockAddr local_;
+  SockAddr server_;
+  std::string ufrag_, pwd_;
+  std::string serverUfrag_, serverPwd_;
+  std::optional<DtlsFingerprint> serverFingerprint_;
+  std::map<std::string, int> payloadTypes_;
+  std::map<std::string, uint32_t> ssrcs_;
+  std::set<std::array<uint8_t, 12>> sentTxids_;
+  bool iceOk_ = false;
+  bool srtpReady_ = false;   /* stays set after DTLS closes: SRTP outlives it */
+  std::unique_ptr<DtlsSession> dtls_;
+  SrtpContext in_, out_;
+};
+
+/* RTP packets as a payloader makes them: H.264 single NAL units (IDR 0x65
+ * for keyframes, 0x41 otherwise) or Opus. */
+inline std::vector<uint8_t>
+h264Packet (uint16_t seq, uint32_t ts, uint32_t ssrc, bool keyframe, size_t payload = 1000)
+{
+  std::vector<uint8_t> p (12 + payload);
+  p[0] = 0x80;
+  p[1] = 96;
+  wr16 (p.data () + 2, seq);
+  wr32 (p.data () + 4, ts);
+  wr32 (p.data () + 8, ssrc);
+  p[12] = keyframe ? 0x65 : 0x41;
+  for (size_t i = 1; i < payload; i++)
+    p[12 + i] = static_cast<uint8_t> (seq + i);
+  return p;
+}
+
+inline std::vector<uint8_t>
+opusPacket (uint16_t seq, uint32_t ts, uint32_t ssrc, size_t payload = 80)
+{
+  std::vector<uint8_t> p (12 + payload);
+  p[0] = 0x80;
+  p[1] = 111;
+  wr16 (p.data () + 2, seq);
+  wr32 (p.data () + 4, ts);
+  wr32 (p.data () + 8, ssrc);
+  for (size_t i = 0; i < payload; i++)
+    p[12 + i] = static_cast<uint8_t> (seq * 3 + i);
+  return p;
+}
+
+}  // namespace fanouttest

@@ -1,0 +1,653 @@
+/* FanoutCore on loopback with viewers built in the test (TestViewer): the
+ * ICE-lite port, DTLS-SRTP per viewer, per-viewer rewriting, NACK,
+ * keyframe request aggregation, sender reports, feedback kept per viewer,
+ * timeouts that free the viewer's state, and hostile input on the port.
+ *
+ * Run in a private network namespace:
+ *   unshare -n bash -c 'ip link set lo up; meson test -C BUILD unit-fanout-element' */
+#include <gtest/gtest.h>
+
+#include "fanout-test-util.h"
+#include "fanout-viewer.h"
+#include "xdn-fanout-core.h"
+
+#include <dirent.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+using namespace xdn::fanout;
+using namespace std::chrono_literals;
+using fanouttest::TestViewer;
+using fanouttest::h264Packet;
+using fanouttest::opusPacket;
+
+namespace {
+
+constexpr uint32_t kVideo = 0;
+constexpr uint32_t kAudio = 1;
+constexpr uint32_t kInSsrcVideo = 0xaaaa0001;
+constexpr uint32_t kInSsrcAudio = 0xaaaa0002;
+
+/* What the core told the test. */
+struct Events {
+  std::mutex lock;
+  std::condition_variable cond;
+  std::vector<uint32_t> keyframeRequests;
+  std::vector<std::chrono::steady_clock::time_point> keyframeTimes;
+  std::vector<std::pair<std::string, std::string>> removed;
+  std::vector<std::string> connected;
+
+  FanoutCallbacks callbacks ()
+  {
+    FanoutCallbacks cb;
+    cb.keyframeRequest = [this] (uint32_t track) {
+      std::lock_guard<std::mutex> l (lock);
+      keyframeRequests.push_back (track);
+      keyframeTimes.push_back (std::chrono::steady_clock::now ());
+      cond.notify_all ();
+    };
+    cb.viewerEvent = [this] (const std::string &id, ViewerEvent e, const std::string &reason) {
+      std::lock_guard<std::mutex> l (lock);
+      if (e == ViewerEvent::Removed)
+        removed.emplace_back (id, reason);
+      else
+        connected.push_back (id);
+      cond.notify_all ();
+    };
+    return cb;
+  }
+  size_t keyframeCount ()
+  {
+    std::lock_guard<std::mutex> l (lock);
+    return keyframeRequests.size ();
+  }
+  std::string removedReason (const std::string &id, std::chrono::milliseconds timeout)
+  {
+    std::unique_lock<std::mutex> l (lock);
+    std::string reason;
+    cond.wait_for (l, timeout, [&] {
+      for (auto &[i, r] : removed)
+        if (i == id) {
+          reason = r;
+          return true;
+        }
+      return false;
+    });
+    return reason;
+  }
+};
+
+TrackCodec
+h264Track ()
+{
+  TrackCodec t;
+  t.trackId = kVideo;
+  t.kind = MediaKind::Video;
+  t.encodingName = "H264";
+  t.clockRate = 90000;
+  t.profileLevelId = "42e01f";
+  t.packetizationMode = 1;
+  return t;
+}
+
+TrackCodec
+opusTrack ()
+{
+  TrackCodec t;
+  t.trackId = kAudio;
+  t.kind = MediaKind::Audio;
+  t.encodingName = "OPUS";
+  t.clockRate = 48000;
+  t.channels = 2;
+  return t;
+}
+
+class FanoutCoreTest : public ::testing::Test {
+protected:
+  void start (FanoutSettings s = {})
+  {
+    if (s.threads == 0)
+      s.threads = 2;
+    std::string error;
+    core = FanoutCore::create (s, events.callbacks (), &error);
+    ASSERT_TRUE (core) << error;
+    core->setTrack (h264Track ());
+    core->setTrack (opusTrack ());
+  }
+
+  /* A viewer added, answered and connected (ICE, DTLS, SRTP). */
+  std::unique_ptr<TestViewer> connectViewer (std::string *id = nullptr)
+  {
+    auto v = std::make_unique<TestViewer> ();
+    auto r = core->addViewer (v->offer ());
+    EXPECT_TRUE (r.ok ()) << r.error;
+    if (!r.ok ())
+      return nullptr;
+    if (id)
+      *id = r.id;
+    EXPECT_TRUE (v->applyAnswer (r.answer)) << r.answer;
+    EXPECT_TRUE (v->connect ()) << "viewer " << r.id << " did not connect";
+    /* the core hands the viewer to its sending thread after DTLS */
+    EXPECT_TRUE (waitFor ([&] { return core->stats (false).connected >= connectedBefore_ + 1; }, 2s));
+    connectedBefore_ = core->stats (false).connected;
+    return v;
+  }
+
+  template <typename Pred> static bool waitFor (Pred p, std::chrono::milliseconds timeout)
+  {
+    const auto end = std::chrono::steady_clock::now () + timeout;
+    while (!p ()) {
+      if (std::chrono::steady_clock::now () > end)
+        return false;
+      std::this_thread::sleep_for (5ms);
+    }
+    return true;
+  }
+
+  void pushVideo (bool keyframe, size_t payload = 1000)
+  {
+    auto p = h264Packet (videoSeq_++, videoTs_, kInSsrcVideo, keyframe, payload);
+    videoTs_ += 3000;
+    core->push (makeBytesPacket (kVideo, p.data (), p.size (), keyframe));
+  }
+  void pushAudio ()
+  {
+    auto p = opusPacket (audioSeq_++, audioTs_, kInSsrcAudio);
+    audioTs_ += 960;
+    core->push (makeBytesPacket (kAudio, p.data (), p.size (), false));
+  }
+
+  Events events;
+  std::unique_ptr<FanoutCore> core;
+  uint16_t videoSeq_ = 65500;   /* wraps during the tests */
+  uint32_t videoTs_ = 1000;
+  uint16_t audioSeq_ = 100;
+  uint32_t audioTs_ = 5000;
+  uint64_t connectedBefore_ = 0;
+};
+
+size_t
+threadCount ()
+{
+  size_t n = 0;
+  if (DIR *d = opendir ("/proc/self/task")) {
+    while (dirent *e = readdir (d))
+      if (e->d_name[0] != '.')
+        n++;
+    closedir (d);
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_F (FanoutCoreTest, ViewerReceivesTheTracksUnderItsOwnPayloadTypeSsrcAndContinuousSeq)
+{
+  start ();
+  auto a = connectViewer ();
+  auto b = connectViewer ();
+  ASSERT_TRUE (a && b);
+  /* Before any keyframe nothing of the video reaches a new viewer. */
+  for (int i = 0; i < 5; i++)
+    pushVideo (false);
+  pushVideo (true);
+  for (int i = 0; i < 60; i++) {
+    pushVideo (false);
+    pushAudio ();
+  }
+  for (TestViewer *v : {a.get (), b.get ()}) {
+    ASSERT_TRUE (v->pumpUntil ([v] { return v->count ("video") == 61 && v->count ("audio") == 60; },
+        3s)) << "video " << v->count ("video") << " audio " << v->count ("audio");
+    uint16_t expect = 0;
+    bool first = true;
+    for (const auto &r : v->received) {
+      if (r.pt != v->payloadType ("video"))
+        continue;
+      EXPECT_EQ (r.pt, 106);
+      EXPECT_EQ (r.ssrc, v->ssrc ("video"));
+      if (first) {
+        EXPECT_EQ (r.payload[0], 0x65) << "the first video packet is the keyframe";
+      } else {
+        EXPECT_EQ (r.seq, expect) << "continuous sequence numbers";
+      }
+      expect = static_cast<uint16_t> (r.seq + 1);
+      first = false;
+      ASSERT_EQ (r.payload.size (), 1000u);
+    }
+    for (const auto &r : v->received)
+      if (r.pt == 111) {
+        EXPECT_EQ (r.ssrc, v->ssrc ("audio"));
+      }
+  }
+  EXPECT_NE (a->ssrc ("video"), b->ssrc ("video"));
+  auto s = core->stats (true);
+  EXPECT_EQ (s.viewers, 2u);
+  EXPECT_EQ (s.connected, 2u);
+  EXPECT_EQ (s.packetsSent, 2u * (61 + 60));
+  ASSERT_EQ (s.viewerList.size (), 2u);
+  EXPECT_EQ (s.viewerList[0].state, "connected");
+  EXPECT_EQ (s.viewerList[0].srtpProfile, "SRTP_AES128_CM_SHA1_80");
+  EXPECT_EQ (s.viewerList[0].address.rfind ("127.0.0.1:", 0), 0u);
+}
+
+TEST_F (FanoutCoreTest, NackIsAnsweredFromTheTrackHistory)
+{
+  start ();
+  auto v = connectViewer ();
+  ASSERT_TRUE (v);
+  pushVideo (true);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1; }, 2s));
+  const uint16_t first = v->received.back ().seq;
+  /* the 4th packet after the keyframe gets lost on the way */
+  const uint16_t lost = static_cast<uint16_t> (first + 4);
+  v->dropOnce.insert (lost);
+  for (int i = 0; i < 10; i++)
+    pushVideo (false);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 10; }, 2s));
+  for (const auto &r : v->received)
+    ASSERT_NE (r.seq, lost);
+
+  ASSERT_TRUE (v->sendNack (v->ssrc ("video"), {lost}));
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 11; }, 2s));
+  const auto &again = v->received.back ();
+  EXPECT_EQ (again.seq, lost);
+  EXPECT_EQ (again.ssrc, v->ssrc ("video"));
+  EXPECT_EQ (again.pt, 106);
+  /* the same packet: payload of input seq (65500 + 4) */
+  auto original = h264Packet (static_cast<uint16_t> (65500 + 4), 0, 0, false);
+  EXPECT_TRUE (std::equal (again.payload.begin (), again.payload.end (), original.begin () + 12));
+  EXPECT_TRUE (waitFor ([&] { return core->stats (false).retransmits == 1; }, 1s));
+
+  /* A packet never sent is not in the history. */
+  ASSERT_TRUE (v->sendNack (v->ssrc ("video"), {static_cast<uint16_t> (first - 100)}));
+  EXPECT_TRUE (waitFor ([&] { return core->stats (false).nackMisses == 1; }, 1s));
+  EXPECT_EQ (core->stats (true).viewerList[0].nacks, 2u);
+}
+
+TEST_F (FanoutCoreTest, PliFromManyViewersYieldsOneKeyframeRequest)
+{
+  FanoutSettings s;
+  s.keyframeMinInterval = 600ms;
+  start (s);
+  std::vector<std::unique_ptr<TestViewer>> viewers;
+  for (int i = 0; i < 4; i++)
+    viewers.push_back (connectViewer ());
+  /* Connecting asked for keyframes (aggregated); a keyframe answers them. */
+  EXPECT_GE (events.keyframeCount (), 1u);
+  pushVideo (true);
+  std::this_thread::sleep_for (800ms);
+  const size_t before = events.keyframeCount ();
+
+  for (auto &v : viewers)
+    ASSERT_TRUE (v->sendPli (v->ssrc ("video")));
+  ASSERT_TRUE (waitFor ([&] { return core->stats (false).plis == 4; }, 2s));
+  ASSERT_TRUE (waitFor ([&] { return events.keyframeCount () == before + 1; }, 1s));
+  {
+    std::lock_guard<std::mutex> l (events.lock);
+    EXPECT_EQ (events.keyframeRequests.back (), kVideo);
+  }
+  /* The keyframe that follows satisfies the requests held back. */
+  pushVideo (true);
+  std::this_thread::sleep_for (900ms);
+  EXPECT_EQ (events.keyframeCount (), before + 1);
+  EXPECT_GE (core->stats (false).keyframeRequestsLimited, 3u);
+}
+
+TEST_F (FanoutCoreTest, HeldBackKeyframeRequestGoesOnceTheIntervalIsOver)
+{
+  FanoutSettings s;
+  s.keyframeMinInterval = 400ms;
+  start (s);
+  auto v = connectViewer ();
+  ASSERT_TRUE (v);
+  pushVideo (true);
+  std::this_thread::sleep_for (500ms);
+  const size_t before = events.keyframeCount ();
+  ASSERT_TRUE (v->sendPli (v->ssrc ("video")));
+  ASSERT_TRUE (waitFor ([&] { return events.keyframeCount () == before + 1; }, 1s));
+  /* a second PLI within the interval, no keyframe coming: it is not lost */
+  ASSERT_TRUE (v->sendPli (v->ssrc ("video")));
+  ASSERT_TRUE (waitFor ([&] { return events.keyframeCount () == before + 2; }, 2s));
+  std::lock_guard<std::mutex> l (events.lock);
+  const auto gap = events.keyframeTimes.back () - events.keyframeTimes[events.keyframeTimes.size () - 2];
+  EXPECT_GE (gap, 390ms);
+}
+
+TEST_F (FanoutCoreTest, SilentViewerTimesOutAndItsStateIsFreed)
+{
+  FanoutSettings s;
+  s.viewerTimeout = 700ms;
+  start (s);
+  std::string silentId, talkingId;
+  auto silent = connectViewer (&silentId);
+  auto talking = connectViewer (&talkingId);
+  ASSERT_TRUE (silent && talking);
+  /* The talking viewer keeps consent with STUN; the silent one says nothing. */
+  const auto end = std::chrono::steady_clock::now () + 1500ms;
+  while (std::chrono::steady_clock::now () < end) {
+    talking->sendRaw (talking->bindingRequest ());
+    talking->pump (150ms);
+  }
+  const std::string reason = events.removedReason (silentId, 2s);
+  EXPECT_NE (reason.find ("timeout"), std::string::npos) << reason;
+  EXPECT_TRUE (events.removedReason (talkingId, 0ms).empty ());
+  auto st = core->stats (false);
+  EXPECT_EQ (st.viewers, 1u);
+  /* both sides of the silent viewer (receive and send state) are freed */
+  EXPECT_TRUE (waitFor ([&] { return core->stats (false).viewerStates == 2u; }, 1s))
+      << core->stats (false).viewerStates;
+
+  /* RTCP counts as consent too */
+  const auto end2 = std::chrono::steady_clock::now () + 1500ms;
+  while (std::chrono::steady_clock::now () < end2) {
+    talking->sendReceiverReport (talking->ssrc ("video"), 0, 0);
+    talking->pump (150ms);
+  }
+  EXPECT_TRUE (events.removedReason (talkingId, 0ms).empty ());
+  EXPECT_EQ (core->stats (false).viewers, 1u);
+}
+
+TEST_F (FanoutCoreTest, ViewerThatNeverChecksConnectivityIsRemoved)
+{
+  FanoutSettings s;
+  s.viewerTimeout = 400ms;
+  start (s);
+  TestViewer v;
+  auto r = core->addViewer (v.offer ());
+  ASSERT_TRUE (r.ok ()) << r.error;
+  const std::string reason = events.removedReason (r.id, 3s);
+  EXPECT_NE (reason.find ("no ICE connectivity check"), std::string::npos) << reason;
+  EXPECT_TRUE (waitFor ([&] { return core->stats (false).viewerStates == 0; }, 1s));
+  EXPECT_FALSE (core->removeViewer (r.id));
+}
+
+TEST_F (FanoutCoreTest, RemovedViewerGetsByeAndItsStateIsFreed)
+{
+  start ();
+  std::string id;
+  auto v = connectViewer (&id);
+  ASSERT_TRUE (v);
+  pushVideo (true);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1; }, 2s));
+  EXPECT_TRUE (core->removeViewer (id));
+  EXPECT_EQ (events.removedReason (id, 2s), "removed");
+  EXPECT_TRUE (v->pumpUntil ([&] { return v->byeReceived; }, 2s));
+  EXPECT_TRUE (waitFor ([&] { return core->stats (false).viewerStates == 0; }, 1s));
+  EXPECT_EQ (core->stats (false).viewers, 0u);
+  /* nothing more reaches it */
+  pushVideo (true);
+  v->pump (200ms);
+  EXPECT_EQ (v->count ("video"), 1u);
+}
+
+TEST_F (FanoutCoreTest, ByeFromTheViewerRemovesIt)
+{
+  start ();
+  std::string id;
+  auto v = connectViewer (&id);
+  ASSERT_TRUE (v);
+  uint8_t b[16];
+  size_t n = rtcpWriteBye (b, sizeof (b), TestViewer::kOwnSsrc);
+  ASSERT_TRUE (v->sendRtcp (b, n));
+  EXPECT_NE (events.removedReason (id, 2s).find ("BYE"), std::string::npos);
+}
+
+TEST_F (FanoutCoreTest, SenderReportsMapRtpTimeToWallClock)
+{
+  FanoutSettings s;
+  s.senderReportInterval = 200ms;
+  start (s);
+  auto v = connectViewer ();
+  ASSERT_TRUE (v);
+  pushVideo (true);
+  for (int i = 0; i < 9; i++)
+    pushVideo (false);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->senderReports.size () >= 2; }, 3s));
+  const auto &sr = v->senderReports.back ();
+  EXPECT_EQ (sr.ssrc, v->ssrc ("video"));
+  EXPECT_EQ (sr.packets, 10u);
+  EXPECT_EQ (sr.octets, 10u * 1000);
+  const uint64_t nowNtp = ntpFromUnixMicros (std::chrono::duration_cast<std::chrono::microseconds> (
+      std::chrono::system_clock::now ().time_since_epoch ()).count ());
+  EXPECT_LT ((nowNtp >> 32) - (sr.ntp >> 32), 3u);
+  /* the last packet was captured when it was pushed, so the report's RTP
+   * time is the last timestamp plus the time since then (90 kHz) */
+  const uint32_t lastTs = v->received.back ().ts;
+  const int32_t ahead = static_cast<int32_t> (sr.rtpTs - lastTs);
+  EXPECT_GT (ahead, 0);
+  EXPECT_LT (ahead, 90000 * 4);
+  /* no audio sent yet: no audio report */
+  for (const auto &r : v->senderReports)
+    EXPECT_NE (r.ssrc, v->ssrc ("audio"));
+}
+
+TEST_F (FanoutCoreTest, RembTransportCcAndReceiverReportsAreKeptPerViewer)
+{
+  start ();
+  auto v = connectViewer ();
+  auto other = connectViewer ();
+  ASSERT_TRUE (v && other);
+  uint8_t b[128];
+  const uint32_t ssrcs[] = {v->ssrc ("video")};
+  size_t n = rtcpWriteRemb (b, sizeof (b), TestViewer::kOwnSsrc, 1500000, ssrcs, 1);
+  ASSERT_TRUE (v->sendRtcp (b, n));
+  const uint8_t twcc[] = {0x8f, 205, 0, 5, 0, 0, 0x7e, 0x57, 0, 0, 0, 1,
+                          0x01, 0x2c, 0x00, 0x0c, 0x00, 0x00, 0x10, 0x04, 0x20, 0x0c, 0, 0};
+  ASSERT_TRUE (v->sendRtcp (twcc, sizeof (twcc)));
+  ASSERT_TRUE (v->sendReceiverReport (v->ssrc ("video"), 64, 77));
+  ASSERT_TRUE (waitFor ([&] {
+    for (const auto &vs : core->stats (true).viewerList)
+      if (vs.rembBitrate == 1500000 && vs.transportCcFeedbacks == 1 && vs.fractionLost == 64)
+        return true;
+    return false;
+  }, 2s));
+  int untouched = 0;
+  for (const auto &vs : core->stats (true).viewerList) {
+    if (vs.rembBitrate == 0 && vs.transportCcFeedbacks == 0)
+      untouched++;
+    if (vs.rembBitrate) {
+      EXPECT_EQ (vs.jitter, 77u);
+    }
+  }
+  EXPECT_EQ (untouched, 1);
+}
+
+TEST_F (FanoutCoreTest, OffersItCannotServeAreRefusedWithAReason)
+{
+  std::string error;
+  core = FanoutCore::create (FanoutSettings {}, events.callbacks (), &error);
+  ASSERT_TRUE (core) << error;
+  TestViewer v;
+  auto r = core->addViewer (v.offer ());
+  EXPECT_FALSE (r.ok ());
+  EXPECT_NE (r.error.find ("no track"), std::string::npos) << r.error;
+  core->setTrack (h264Track ());
+  fanouttest::OfferOptions audioOnly;
+  audioOnly.video = false;
+  r = core->addViewer (v.offer (audioOnly));
+  EXPECT_FALSE (r.ok ());
+  EXPECT_NE (r.error.find ("no audio track"), std::string::npos) << r.error;
+  r = core->addViewer ("garbage");
+  EXPECT_FALSE (r.ok ());
+  std::string bad = v.offer ();
+  bad.replace (bad.find ("sha-256 ") + 8, 2, "ZZ");
+  r = core->addViewer (bad);
+  EXPECT_FALSE (r.ok ());
+  EXPECT_NE (r.error.find ("fingerprint"), std::string::npos) << r.error;
+  EXPECT_EQ (core->stats (false).viewers, 0u);
+  EXPECT_EQ (core->stats (false).viewerStates, 0u);
+}
+
+TEST_F (FanoutCoreTest, WildcardOrNamedAddressesAreRefused)
+{
+  std::string error;
+  FanoutSettings s;
+  s.addresses = {"0.0.0.0"};
+  EXPECT_FALSE (FanoutCore::create (s, {}, &error));
+  EXPECT_NE (error.find ("wildcard"), std::string::npos) << error;
+  s.addresses = {"localhost"};
+  EXPECT_FALSE (FanoutCore::create (s, {}, &error));
+  EXPECT_NE (error.find ("not a numeric"), std::string::npos) << error;
+}
+
+TEST_F (FanoutCoreTest, ThreadCountDoesNotGrowWithViewers)
+{
+  start ();
+  auto first = connectViewer ();
+  ASSERT_TRUE (first);
+  const size_t threads = threadCount ();
+  std::vector<std::unique_ptr<TestViewer>> more;
+  for (int i = 0; i < 15; i++)
+    more.push_back (connectViewer ());
+  EXPECT_EQ (core->stats (false).connected, 16u);
+  EXPECT_EQ (threadCount (), threads);
+  EXPECT_EQ (core->stats (false).threads, 2u);
+}
+
+/* A sending thread that cannot keep up (here: a burst far faster than it
+ * can serve 20 viewers) never builds an unbounded backlog: its viewers skip
+ * ahead, video waits for a keyframe, and the stream continues for all. */
+TEST_F (FanoutCoreTest, ViewersThatFallBehindSkipAheadAndRestartOnAKeyframe)
+{
+  FanoutSettings s;
+  s.threads = 1;
+  s.viewerQueue = 16;
+  start (s);
+  std::vector<std::unique_ptr<TestViewer>> viewers;
+  for (int i = 0; i < 20; i++) {
+    viewers.push_back (connectViewer ());
+    ASSERT_TRUE (viewers.back ());
+  }
+  pushVideo (true);
+  for (int i = 0; i < 3000; i++)
+    pushVideo (false);
+  ASSERT_TRUE (waitFor ([&] { return core->stats (false).dropped > 0; }, 2s));
+  for (auto &v : viewers)
+    v->pump (50ms);
+  /* then a keyframe at a pace the thread keeps up with */
+  std::vector<size_t> before;
+  for (auto &v : viewers)
+    before.push_back (v->count ("video"));
+  pushVideo (true);
+  for (int i = 0; i < 10; i++) {
+    pushVideo (false);
+    std::this_thread::sleep_for (2ms);
+  }
+  for (size_t i = 0; i < viewers.size (); i++) {
+    TestViewer *v = viewers[i].get ();
+    EXPECT_TRUE (v->pumpUntil ([&] { return v->count ("video") >= before[i] + 11; }, 2s))
+        << "viewer " << i << " got " << v->count ("video") - before[i];
+  }
+  uint64_t skipped = 0;
+  for (const auto &vs : core->stats (true).viewerList)
+    skipped += vs.dropped;
+  EXPECT_GT (skipped, 0u);
+}
+
+/* Hostile input on the port: random bytes, truncated STUN, STUN with a
+ * wrong password, DTLS and SRTP garbage, a flood from one address. The
+ * connected viewer keeps receiving every packet, and a new viewer can
+ * still connect afterwards. */
+TEST_F (FanoutCoreTest, HostileInputLeavesViewersUnaffected)
+{
+  start ();
+  auto v = connectViewer ();
+  ASSERT_TRUE (v);
+  pushVideo (true);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1; }, 2s));
+
+  /* The stream keeps flowing (a packet every 2 ms) while the attack runs;
+   * the viewer reads on its own thread. */
+  std::atomic<bool> done {false};
+  std::atomic<int> pushed {1};
+  std::thread streamer ([&] {
+    while (!done) {
+      pushVideo (false, 600);
+      pushed++;
+      std::this_thread::sleep_for (2ms);
+    }
+  });
+  std::thread reader ([&] {
+    while (!done)
+      v->pump (20ms);
+  });
+
+  TestViewer attacker;  /* a socket of its own, another address */
+  attacker.applyAnswer (core->addViewer (attacker.offer ()).answer);
+  fanouttest::Rng rng (99);
+  std::vector<uint8_t> d (1500);
+  /* random datagrams, first byte across the whole range */
+  for (int i = 0; i < 3000; i++) {
+    const size_t n = 1 + rng.below (1400);
+    rng.fill (d.data (), n);
+    attacker.sendRaw (d.data (), n);
+  }
+  /* every truncation of a valid Binding request */
+  const auto good = attacker.bindingRequest ();
+  for (size_t n = 1; n < good.size (); n++)
+    attacker.sendRaw (good.data (), n);
+  /* wrong password for a real ufrag, and the real viewer's ufrag */
+  const std::string wrong = "notThePasswordAtAll12345";
+  for (int i = 0; i < 200; i++)
+    attacker.sendRaw (attacker.bindingRequest (true, &wrong));
+  /* DTLS records from an address no viewer validated */
+  for (int i = 0; i < 500; i++) {
+    const size_t n = 13 + rng.below (300);
+    rng.fill (d.data (), n);
+    d[0] = 22;
+    d[1] = 0xfe;
+    d[2] = 0xfd;
+    attacker.sendRaw (d.data (), n);
+  }
+  /* SRTCP-looking garbage */
+  for (int i = 0; i < 500; i++) {
+    const size_t n = 8 + rng.below (200);
+    rng.fill (d.data (), n);
+    d[0] = 0x80;
+    d[1] = 200 + static_cast<uint8_t> (rng.below (7));
+    attacker.sendRaw (d.data (), n);
+  }
+  /* a flood of STUN-looking datagrams from one address */
+  std::vector<uint8_t> flood = good;
+  for (int i = 0; i < 60000; i++) {
+    flood[8 + (i % 12)] = static_cast<uint8_t> (i);
+    attacker.sendRaw (flood);
+  }
+  /* garbage from the viewer's own address: DTLS after the handshake, SRTCP
+   * that does not authenticate */
+  for (int i = 0; i < 200; i++) {
+    const size_t n = 20 + rng.below (200);
+    rng.fill (d.data (), n);
+    d[0] = static_cast<uint8_t> (i % 2 ? 22 : 0x80);
+    if (i % 2 == 0)
+      d[1] = 201;
+    v->sendRaw (d.data (), n);
+  }
+  std::this_thread::sleep_for (300ms);
+  done = true;
+  streamer.join ();
+  reader.join ();
+
+  /* the real viewer got everything that was sent while under attack */
+  v->pump (300ms);
+  const int want = pushed.load ();
+  EXPECT_GE (static_cast<double> (v->count ("video")), 0.999 * want)
+      << v->count ("video") << " of " << want;
+  EXPECT_EQ (v->rtpAuthFailures, 0);
+  auto s = core->stats (false);
+  EXPECT_GT (s.rateLimited, 1000u);
+  EXPECT_GT (s.invalid, 1000u);
+  /* unauthenticated answers were rate-limited: at most the burst plus the rate */
+  attacker.pump (200ms);
+  EXPECT_LT (attacker.stunErrors, 200);
+  EXPECT_EQ (s.connected, 1u);
+
+  /* a new viewer still connects and is served */
+  auto late = connectViewer ();
+  ASSERT_TRUE (late);
+  pushVideo (true);
+  EXPECT_TRUE (late->pumpUntil ([&] { return late->count ("video") == 1; }, 2s));
+}
