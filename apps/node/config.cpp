@@ -57,6 +57,7 @@ readKeyFile (const char *path, NodeConfig *c, std::string *error)
   num ("relay", "latency", &c->relayLatencyMs);
   num ("relay", "linger", &c->relayLingerS);
   str ("relay", "token", &c->relayToken);
+  str ("relay", "packet-filter", &c->relayPacketFilter);
   str ("http", "address", &c->httpAddress);
   num ("http", "port", &c->httpPort);
   num ("http", "max-body-bytes", &c->maxBodyBytes);
@@ -166,7 +167,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
       *public_address = nullptr, *manager = nullptr, *log_level = nullptr,
       *srt_passphrase = nullptr, *cluster_token = nullptr, *node_id = nullptr,
       *region = nullptr, *public_url = nullptr, *public_srt = nullptr, *upstream = nullptr,
-      *relay_passphrase = nullptr, *relay_token = nullptr;
+      *relay_passphrase = nullptr, *relay_token = nullptr, *relay_packet_filter = nullptr;
   int http_port = -1, srt_port = -1, srt_latency = -1;
   /* G_MININT: not given, so that a negative value is seen (and refused). */
   int relay_latency = G_MININT, relay_linger = G_MININT, max_viewers = G_MININT,
@@ -198,6 +199,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
     {"relay-latency", 0, 0, G_OPTION_ARG_INT, &relay_latency, "SRT latency of the links between nodes in ms (default 120)", "MS"},
     {"relay-linger", 0, 0, G_OPTION_ARG_INT, &relay_linger, "Seconds a pulled stream is kept after its last viewer left (default 10)", "S"},
     {"relay-token", 0, 0, G_OPTION_ARG_STRING, &relay_token, "Token downstream nodes send (s=) and this node sends when it pulls", "TOKEN"},
+    {"relay-packet-filter", 0, 0, G_OPTION_ARG_STRING, &relay_packet_filter, "SRT packet filter of this node's pulls, e.g. fec,cols:10,rows:1,arq:always (default none)", "FILTER"},
     {"demo", 0, 0, G_OPTION_ARG_NONE, &demo, "Publish a live test stream named 'demo'", nullptr},
     {"log-level", 0, 0, G_OPTION_ARG_STRING, &log_level, "debug, info (default), warning or error", "LEVEL"},
     {nullptr}
@@ -245,11 +247,12 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
     if (relay_latency != G_MININT) c->relayLatencyMs = relay_latency;
     if (relay_linger != G_MININT) c->relayLingerS = relay_linger;
     if (relay_token) c->relayToken = relay_token;
+    if (relay_packet_filter) c->relayPacketFilter = relay_packet_filter;
   }
 
   for (gchar *s : {config_file, role, http_address, ice_addresses, stun, turn,
            public_address, manager, log_level, srt_passphrase, cluster_token, node_id, region,
-           public_url, public_srt, upstream, relay_passphrase, relay_token})
+           public_url, public_srt, upstream, relay_passphrase, relay_token, relay_packet_filter})
     g_free (s);
   if (!ok)
     return false;

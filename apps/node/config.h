@@ -28,6 +28,7 @@ struct NodeConfig {
   std::string relayPassphrase;
   int relayLatencyMs = 120;
   int relayLingerS = 10;
+  std::string relayPacketFilter;  /* SRTO_PACKETFILTER of this node's pulls */
   std::string relayToken;
   /* [http] */
   std::string httpAddress = "0.0.0.0";

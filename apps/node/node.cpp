@@ -671,6 +671,7 @@ Node::ensurePull (const std::string &stream, std::string *error)
   ps.passphrase = config_.relayPassphrase;
   ps.token = config_.relayToken;
   ps.latencyMs = config_.relayLatencyMs;
+  ps.packetFilter = config_.relayPacketFilter;
   ps.lingerS = config_.relayLingerS;
   ps.staticRoute = !manager_;
   Pull::Hooks hooks;

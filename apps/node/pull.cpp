@@ -157,6 +157,8 @@ Pull::makeSource (const std::string &uri, std::string *error)
   if (!settings_.token.empty () && hasProperty (src, "token"))
     g_object_set (src, "token", settings_.token.c_str (), nullptr);
   setNumber (src, "latency", settings_.latencyMs);
+  if (!settings_.packetFilter.empty ())
+    g_object_set (src, "packet-filter", settings_.packetFilter.c_str (), nullptr);
   g_signal_connect (src, "pad-added", G_CALLBACK (&Pull::onPadAdded), this);
   g_signal_connect (src, "no-more-pads", G_CALLBACK (+[] (GstElement *, gpointer data) {
         static_cast<Pull *> (data)->noMorePads_ = true;

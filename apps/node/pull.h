@@ -34,6 +34,7 @@ namespace xdn {
 struct PullSettings {
   std::string passphrase;   /* [relay] passphrase */
   std::string token;        /* [relay] token, sent as s= */
+  std::string packetFilter; /* [relay] packet-filter (SRTO_PACKETFILTER) */
   int latencyMs = 120;      /* SRT latency of the link */
   int lingerS = 10;         /* kept this long after the last subscriber left */
   int lostRerouteMs = 2000; /* link down this long: ask the route again */

@@ -30,14 +30,10 @@ linkRelayTrack (GstPad *srcpad, GstElement *sink)
     return "the sink has no pad " + name;
   if (gst_pad_is_linked (sinkpad.get ()))
     return "the sink's pad " + name + " is already linked";
+  /* Linked in pad-added, the sink gets the track's caps from xdnrelaysrc at
+   * once, before the first buffer. */
   if (gst_pad_link (srcpad, sinkpad.get ()) != GST_PAD_LINK_OK)
     return "cannot link to " + name;
-  gst_pad_sticky_events_foreach (srcpad, [] (GstPad *, GstEvent **event, gpointer peer) -> gboolean {
-        const GstEventType type = GST_EVENT_TYPE (*event);
-        if (type == GST_EVENT_STREAM_START || type == GST_EVENT_CAPS || type == GST_EVENT_SEGMENT)
-          gst_pad_send_event (static_cast<GstPad *> (peer), gst_event_ref (*event));
-        return TRUE;
-      }, sinkpad.get ());
   return "";
 }
 

@@ -13,10 +13,9 @@ namespace xdn {
 int relayTrackOfPad (const char *padName);
 
 /* Links @srcpad to @sink's pad sink_N (requested if needed; N from the pad
- * name) and hands the pad's sticky events (stream-start, caps, segment)
- * to it at once: xdnrelaysrc stores them before the pad is linked, so
- * without this the sink would learn a video track's caps only with its
- * first buffer, after a keyframe. Returns "" or why not. Any thread. */
+ * name). xdnrelaysrc sends a new pad's caps as soon as it is linked, so the
+ * sink describes the track before its first buffer. Returns "" or why not.
+ * Any thread. */
 std::string linkRelayTrack (GstPad *srcpad, GstElement *sink);
 
 }  // namespace xdn

@@ -5,14 +5,7 @@
 
 #include <srt/srt.h>
 
-
 namespace xdn {
-
-namespace {
-/* Time the last messages of an ended stream get before the socket closes. */
-constexpr guint kEndGraceMs = 500;
-}  // namespace
-
 
 std::shared_ptr<RelayServing>
 RelayServing::create (guint64 id, int socket, std::string stream, std::string peer, Ended ended)
@@ -30,8 +23,6 @@ RelayServing::RelayServing (guint64 id, int socket, std::string stream, std::str
 
 RelayServing::~RelayServing ()
 {
-  if (endTimer_)
-    g_source_remove (endTimer_);
   if (busWatch_)
     g_source_remove (busWatch_);
   if (pipeline_)
@@ -112,16 +103,9 @@ RelayServing::onBus (GstBus *, GstMessage *msg, gpointer data)
       break;
     }
     case GST_MESSAGE_EOS:
-      /* The sink has sent the end of the stream; give the link a moment to
-       * deliver it before the socket closes (live SRT does not linger). */
-      if (!self->endTimer_)
-        self->endTimer_ = g_timeout_add (kEndGraceMs, [] (gpointer data) -> gboolean {
-              auto *serving = static_cast<RelayServing *> (data);
-              serving->endTimer_ = 0;
-              auto keep = serving->shared_from_this ();
-              serving->stop ("the stream ended");
-              return G_SOURCE_REMOVE;
-            }, self);
+      /* The sink posts EOS once the downstream node has the end of the
+       * stream: the socket may close now. */
+      self->stop ("the stream ended");
       break;
     case GST_MESSAGE_ERROR: {
       GError *err = nullptr;
@@ -144,9 +128,6 @@ RelayServing::stop (const std::string &reason)
     return;
   stopped_ = true;
   auto keep = shared_from_this ();
-  if (endTimer_)
-    g_source_remove (endTimer_);
-  endTimer_ = 0;
   if (busWatch_)
     g_source_remove (busWatch_);
   busWatch_ = 0;

@@ -53,7 +53,6 @@ private:
   Ended ended_;
   GRef<GstElement> pipeline_, sink_;
   guint busWatch_ = 0;
-  guint endTimer_ = 0;      /* EOS seen: stop soon */
   bool stopped_ = false;
   gint64 startedAt_ = 0;
 };

@@ -578,6 +578,14 @@ SrtIngestServer::onConnectRequest (SRTSOCKET socket, const struct sockaddr *peer
         srt_setsockflag (socket, SRTO_LATENCY, &latency, sizeof latency) != 0)
       GST_WARNING ("cannot set the relay latency on the socket of %s: %s", peer.c_str (),
           srtError ().c_str ());
+    /* A downstream node's link: resend a lost packet on every loss report,
+     * as xdnrelaysink does on its own sockets (libsrt's default, at most
+     * once per RTT, leaves losses unrecovered at a latency of 4 x RTT). */
+    const int retransmit_every_report = 0;
+    if (srt_setsockflag (socket, SRTO_RETRANSMITALGO, &retransmit_every_report,
+            sizeof retransmit_every_report) != 0)
+      GST_WARNING ("cannot set SRTO_RETRANSMITALGO on the socket of %s: %s", peer.c_str (),
+          srtError ().c_str ());
 
     auto pending = std::make_shared<Pending> ();
     pending->stream = id.resource;

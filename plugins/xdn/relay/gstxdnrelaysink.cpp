@@ -24,7 +24,10 @@
  * video waits for the next keyframe. Link changes are posted as
  * `xdn-relay-link` element messages (uri, state "connected" / "lost",
  * reason, reject-code). EOS on every pad tells the downstream side that the
- * stream ended; stopping without EOS only closes the links (they reconnect).
+ * stream ended; the element posts its EOS message once every link has
+ * delivered that (bounded by the link latency + 1.1 s), so the application
+ * may stop the pipeline on EOS. Stopping without EOS only closes the links
+ * (they reconnect).
  *
  * Keyframe requests from subscribers (in SRT mode: from downstream nodes)
  * go upstream on the track's pad as force-key-unit events (an encoder makes
@@ -192,8 +195,12 @@ gst_xdn_relay_sink_request_keyframe (GstXdnRelaySink * self, guint track, bool d
     pad = GRef<GstPad>::ref (it->second.pad);
   }
   GST_DEBUG_OBJECT (pad.get (), "requesting keyframe upstream (#%u)", count);
+  /* all-headers FALSE: payloaders in front send SPS/PPS with every IDR
+   * (config-interval=-1). With TRUE, rtph264pay sends them with the very next
+   * frame, usually not the IDR, which Chromium takes for a broken keyframe
+   * and answers with another PLI. */
   gst_pad_push_event (pad.get (),
-      gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, count));
+      gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, FALSE, count));
 }
 
 static GstFlowReturn

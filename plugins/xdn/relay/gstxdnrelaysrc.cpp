@@ -5,7 +5,8 @@
  *
  * Subscribes to a stream published by an xdnrelaysink and exposes one
  * sometimes pad per track: `video_%u`, `audio_%u` or `track_%u` (the number
- * is the track id), each with the track's full RTP caps. With `uri` empty
+ * is the track id), each with the track's full RTP caps; a peer linked in
+ * pad-added gets the caps at once, before any buffer. With `uri` empty
  * the stream comes from the process' in-process hub; with
  * `uri=srt://HOST:PORT` it is pulled from another node over SRT.
  *
@@ -27,7 +28,8 @@
  *
  * SRT mode: the element connects as SRT caller with the streamid
  * `#!::r=NAME,m=request` (`,s=TOKEN` with #GstXdnRelaySrc:token), with
- * #GstXdnRelaySrc:passphrase and #GstXdnRelaySrc:latency. It never fails for
+ * #GstXdnRelaySrc:passphrase, #GstXdnRelaySrc:latency and
+ * #GstXdnRelaySrc:packet-filter. It never fails for
  * a stream that is not there: it keeps trying, 100 ms after a failure then
  * doubling up to 2 s. Pads appear when the upstream node's stream
  * description arrives. When the link drops it reconnects the same way
@@ -102,6 +104,7 @@ struct GstXdnRelaySrcPrivate {
   std::string passphrase;
   guint latency = kDefaultLatency;
   std::string token;
+  std::string packetFilter;
 
   std::mutex stateLock;     /* protects subscription, tracks, droppedBefore */
   std::shared_ptr<StreamSubscription> subscription;  /* PAUSED and PLAYING */
@@ -131,6 +134,7 @@ enum {
   PROP_PASSPHRASE,
   PROP_LATENCY,
   PROP_TOKEN,
+  PROP_PACKET_FILTER,
   PROP_DROPPED,
   PROP_STATS,
   N_PROPS
@@ -215,7 +219,8 @@ gst_xdn_relay_src_src_query (GstPad * pad, GstObject * parent, GstQuery * query)
   }
 }
 
-/* stream-start, caps, segment: stored sticky, sent before the first buffer. */
+/* stream-start, caps, segment: stored sticky on @pad (a pad-added handler
+ * reads its caps), and sent to the peer, if it has one, now. */
 static void
 gst_xdn_relay_src_start_pad (GstXdnRelaySrc * self, GstPad * pad, guint track, GstCaps * caps)
 {
@@ -233,6 +238,18 @@ gst_xdn_relay_src_start_pad (GstXdnRelaySrc * self, GstPad * pad, guint track, G
   GstSegment segment;
   gst_segment_init (&segment, GST_FORMAT_TIME);
   gst_pad_push_event (pad, gst_event_new_segment (&segment));
+}
+
+/* After gst_element_add_pad (): a peer linked in pad-added gets the new
+ * pad's sticky events now, not with the first buffer, which for a video
+ * track waits for a keyframe (an xdnrelaysink there would describe the
+ * track a GOP late). Pushing the stored segment again changes nothing on
+ * the pad; it makes the pad send the events its peer does not have yet. */
+static void
+gst_xdn_relay_src_send_sticky (GstPad * pad)
+{
+  if (GstEvent *segment = gst_pad_get_sticky_event (pad, GST_EVENT_SEGMENT, 0))
+    gst_pad_push_event (pad, segment);
 }
 
 /* Adds the pad of a new track (or restarts the pad of a track that came
@@ -279,6 +296,7 @@ gst_xdn_relay_src_add_track (GstXdnRelaySrc * self, const TrackDescription & t)
   GST_INFO_OBJECT (self, "track %u: pad %s, caps %" GST_PTR_FORMAT, t.id, name.get (),
       t.caps.get ());
   gst_element_add_pad (GST_ELEMENT (self), pad);
+  gst_xdn_relay_src_send_sticky (pad);
 }
 
 static GRef<GstPad>
@@ -458,6 +476,7 @@ gst_xdn_relay_src_transport_settings (GstXdnRelaySrc * self)
   t.passphrase = priv->passphrase;
   t.latencyMs = priv->latency;
   t.token = priv->token;
+  t.packetFilter = priv->packetFilter;
   return t;
 }
 
@@ -673,6 +692,8 @@ gst_xdn_relay_src_stats (GstXdnRelaySrc * self)
       s.connectAttempts = now.connectAttempts;
       s.connects = now.connects;
       s.linkDropped = now.linkDropped;
+      s.linkLost = now.linkLost;
+      s.linkRetransmitted = now.linkRetransmitted;
       s.ignored = now.ignored;
     }
     pads = priv->tracks.size ();
@@ -689,6 +710,8 @@ gst_xdn_relay_src_stats (GstXdnRelaySrc * self)
       "connect-attempts", G_TYPE_UINT64, s.connectAttempts,
       "connects", G_TYPE_UINT64, s.connects,
       "link-dropped", G_TYPE_UINT64, s.linkDropped,
+      "link-lost", G_TYPE_UINT64, s.linkLost,
+      "link-retransmitted", G_TYPE_UINT64, s.linkRetransmitted,
       "ignored", G_TYPE_UINT64, s.ignored, nullptr);
 }
 
@@ -726,6 +749,11 @@ gst_xdn_relay_src_set_property (GObject * object, guint prop_id,
     case PROP_TOKEN:{
       const gchar *s = g_value_get_string (value);
       priv->token = s ? s : "";
+      break;
+    }
+    case PROP_PACKET_FILTER:{
+      const gchar *s = g_value_get_string (value);
+      priv->packetFilter = s ? s : "";
       break;
     }
     default:
@@ -771,6 +799,9 @@ gst_xdn_relay_src_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_WAIT_FOR_STREAM:
       g_value_set_boolean (value, priv->waitForStream);
+      break;
+    case PROP_PACKET_FILTER:
+      g_value_set_string (value, priv->packetFilter.c_str ());
       break;
     case PROP_PASSPHRASE:
     case PROP_TOKEN:
@@ -868,6 +899,17 @@ gst_xdn_relay_src_class_init (GstXdnRelaySrcClass * klass)
       "Credential sent in the SRT streamid (s=TOKEN); empty for none", nullptr,
       (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   /**
+   * GstXdnRelaySrc:packet-filter:
+   *
+   * SRT mode: SRT packet filter of the link (SRTO_PACKETFILTER), agreed with
+   * the upstream node in the handshake. `fec,cols:10,rows:1,arq:always` adds
+   * one parity packet per 10 to the retransmissions, so that lossy links
+   * (a few percent) lose nothing at a latency of 4 x RTT. Empty: none.
+   */
+  properties[PROP_PACKET_FILTER] = g_param_spec_string ("packet-filter", "Packet filter",
+      "SRT packet filter of the link (e.g. fec,cols:10,rows:1,arq:always); empty for none", nullptr,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
    * GstXdnRelaySrc:max-queue:
    *
    * Packets this subscriber may have waiting; when full the oldest are dropped.
@@ -900,7 +942,9 @@ gst_xdn_relay_src_class_init (GstXdnRelaySrcClass * klass)
    * `xdnrelaysrc-stats`: stream (string), subscribed (boolean), pads (uint),
    * packets, bytes, dropped, queued (guint64); SRT mode: link (string:
    * "connecting", "connected", "waiting" to retry, "ended"), connect-attempts,
-   * connects, link-dropped (packets the link lost for good), ignored
+   * connects, link-dropped (packets the link lost for good), link-lost
+   * (packets the link found missing, recovered unless also counted in
+   * link-dropped), link-retransmitted (retransmissions received), ignored
    * (messages not understood) (guint64).
    */
   properties[PROP_STATS] = g_param_spec_boxed ("stats", "Stats",

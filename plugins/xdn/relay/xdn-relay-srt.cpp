@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -40,6 +41,12 @@ constexpr int kConnectTimeoutMs = 2000;         /* SRTO_CONNTIMEO of the caller 
 constexpr int kPeerIdleTimeoutMs = 5000;        /* SRTO_PEERIDLETIMEO */
 constexpr auto kSilenceTimeout = 5s;            /* caller: nothing heard (not even a description) */
 constexpr int kLingerSeconds = 1;               /* a closed link still delivers what it holds */
+/* After the end of the stream: the downstream side has it once the link's
+ * latency is over and every packet is acknowledged (it closes the link when
+ * it reads it); waited for at most this long beyond the latency. */
+constexpr auto kEndDeliveryMargin = 100ms;
+constexpr auto kEndDeliveryMax = 1s;
+constexpr auto kCountersInterval = 1s;          /* a link's counters are read this often */
 constexpr int kMaxConnections = 64;             /* listener mode */
 constexpr int kListenBacklog = 16;
 constexpr size_t kRecvSize = 1500;              /* one SRT payload, whatever its size */
@@ -129,6 +136,18 @@ setFlag (SRTSOCKET s, SRT_SOCKOPT opt, const T &value)
   return srt_setsockflag (s, opt, &value, sizeof value) == 0;
 }
 
+/* The latency the peer plays packets with (negotiated: the larger of both
+ * ends' values). */
+std::chrono::milliseconds
+peerLatencyOf (SRTSOCKET s)
+{
+  int ms = 0;
+  int len = sizeof ms;
+  if (srt_getsockflag (s, SRTO_PEERLATENCY, &ms, &len) != 0 || ms < 0)
+    ms = 0;
+  return std::chrono::milliseconds (ms);
+}
+
 size_t
 payloadSizeOf (SRTSOCKET s)
 {
@@ -150,10 +169,24 @@ setLinkOptions (SRTSOCKET s, const TransportSettings &settings)
   if (!setFlag (s, SRTO_RCVSYN, no) || !setFlag (s, SRTO_SNDSYN, no) ||
       !setFlag (s, SRTO_LATENCY, latency) || !setFlag (s, SRTO_PEERIDLETIMEO, idle))
     throw RelayError (RelayError::Code::Network, "cannot set SRT socket options: " + srtError ());
+  /* Before the payload size: a filter (FEC) takes room from the payload. The
+   * caller's filter is agreed with the listener in the handshake. */
+  if (!settings.packetFilter.empty () &&
+      srt_setsockflag (s, SRTO_PACKETFILTER, settings.packetFilter.c_str (),
+          int (settings.packetFilter.size ())) != 0)
+    throw RelayError (RelayError::Code::Unsupported,
+        "SRT refused packet-filter '" + settings.packetFilter + "': " + srtError ());
   /* RTP packets up to 1452 bytes travel unfragmented. Not fatal: the sender
    * reads the size back and fragments what does not fit. */
   if (!setFlag (s, SRTO_PAYLOADSIZE, payload))
     GST_DEBUG ("SRTO_PAYLOADSIZE %d refused: %s", payload, srtError ().c_str ());
+  /* Sending side: a lost packet is sent again on every loss report, the
+   * periodic ones included. libsrt's default (at most about once per RTT)
+   * leaves some losses unrecovered at a latency of 4 x RTT and a few percent
+   * of loss. Accepted sockets inherit it from the listener. */
+  const int retransmit_every_report = 0;
+  if (!setFlag (s, SRTO_RETRANSMITALGO, retransmit_every_report))
+    GST_DEBUG ("SRTO_RETRANSMITALGO refused: %s", srtError ().c_str ());
   if (!settings.passphrase.empty () &&
       srt_setsockflag (s, SRTO_PASSPHRASE, settings.passphrase.c_str (),
           int (settings.passphrase.size ())) != 0)
@@ -200,6 +233,66 @@ resolve (const SrtUri &uri, struct sockaddr_storage &addr, int &len, std::string
   len = int (pick->ai_addrlen);
   freeaddrinfo (res);
   return true;
+}
+
+/* The receiving side's counters of a link, for the stats and the log. */
+struct LinkCounters {
+  guint64 received = 0;       /* data packets, retransmissions included */
+  guint64 lost = 0;           /* found missing (a gap in the sequence) */
+  guint64 retransmitted = 0;  /* retransmissions received */
+  guint64 dropped = 0;        /* given up on: too late to play */
+};
+
+bool
+linkCounters (SRTSOCKET s, LinkCounters &out)
+{
+  SRT_TRACEBSTATS perf;
+  if (s == SRT_INVALID_SOCK || srt_bstats (s, &perf, 0) != 0)
+    return false;
+  out.received = guint64 (std::max<int64_t> (perf.pktRecvTotal, 0));
+  out.lost = guint64 (std::max (perf.pktRcvLossTotal, 0));
+  out.retransmitted = guint64 (std::max (perf.pktRcvRetrans, 0));
+  out.dropped = guint64 (std::max (perf.pktRcvDropTotal, 0));
+  return true;
+}
+
+/* The sending side's counters of a link. */
+struct SenderCounters {
+  bool valid = false;
+  gint64 sent = 0;            /* data packets, retransmissions not included */
+  int reported = 0;           /* reported lost by the peer */
+  int retransmitted = 0;
+  int dropped = 0;            /* given up on: too late to send */
+  double rttMs = 0;
+};
+
+bool
+senderCounters (SRTSOCKET s, SenderCounters &out)
+{
+  SRT_TRACEBSTATS perf;
+  if (srt_bstats (s, &perf, 0) != 0)
+    return false;
+  out.valid = true;
+  out.sent = perf.pktSentUniqueTotal;
+  out.reported = perf.pktSndLossTotal;
+  out.retransmitted = perf.pktRetransTotal;
+  out.dropped = perf.pktSndDropTotal;
+  out.rttMs = perf.msRTT;
+  return true;
+}
+
+/* The sending side's view of a link as it closes, at INFO: now, or as last
+ * read (@last) when the link is broken already. */
+void
+logSenderCounters (const std::string &stream, const std::string &peer, SRTSOCKET s,
+    SenderCounters last)
+{
+  senderCounters (s, last);
+  if (!last.valid)
+    return;
+  GST_INFO ("stream %s: link to %s closes: %" G_GINT64_FORMAT " packets sent, %d reported "
+      "lost, %d retransmitted, %d dropped too late to send, RTT %.1f ms", stream.c_str (),
+      peer.c_str (), last.sent, last.reported, last.retransmitted, last.dropped, last.rttMs);
 }
 
 void
@@ -348,7 +441,10 @@ public:
 
   void setTrack (guint id, GstCaps *caps);
   bool push (guint id, GstBuffer *buffer);
-  void endTrack (guint id);
+  /* True when it ended the stream (StreamEnd sent). */
+  bool endTrack (guint id);
+  /* After the StreamEnd: waits, bounded, until every link has delivered it. */
+  void waitEndDelivered ();
   StreamStats stats () const;
 
 private:
@@ -356,6 +452,8 @@ private:
     SRTSOCKET socket = SRT_INVALID_SOCK;
     std::string uri;            /* srt://peer, for messages */
     size_t payloadSize = SRT_LIVE_DEF_PLSIZE;
+    std::chrono::milliseconds peerLatency{0};  /* the peer holds packets this long */
+    SenderCounters counters;    /* I/O thread: read every second, logged at the end */
 
     /* Held while sending on this connection: it orders the sends (a
      * description and its fragments are never interleaved with another
@@ -422,6 +520,10 @@ private:
   /* Copy-on-write: push () takes a reference and sends without lock_. */
   std::shared_ptr<const ConnList> connections_;
   bool ended_ = false;           /* every track ended: StreamEnd sent */
+  Clock::time_point endSentAt_;  /* when the StreamEnd was sent */
+  /* With lock_: signalled when a connection goes or the publisher stops
+   * (waitEndDelivered () waits on it). */
+  std::condition_variable changed_;
 
   std::atomic<guint64> dropped_{0};
   std::atomic<guint64> ignored_{0};
@@ -453,6 +555,7 @@ SrtServe::start ()
     setConnectedOptions (conn->socket);
     conn->uri = peerOf (conn->socket);
     conn->payloadSize = payloadSizeOf (conn->socket);
+    conn->peerLatency = peerLatencyOf (conn->socket);
     const int events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
     if (srt_epoll_add_usock (epoll_, conn->socket, &events) != 0) {
       srt_close (conn->socket);
@@ -500,7 +603,11 @@ void
 SrtServe::stop ()
 {
   std::lock_guard<std::mutex> l (stopLock_);
-  stopping_ = true;
+  {
+    std::lock_guard<std::mutex> s (lock_);
+    stopping_ = true;
+  }
+  changed_.notify_all ();
   if (!io_.joinable ())
     return;
   /* From a handler running on the I/O thread (a sync bus handler that
@@ -534,6 +641,7 @@ SrtServe::cleanup ()
     }
     if (epoll_ >= 0)
       srt_epoll_remove_usock (epoll_, c->socket);
+    logSenderCounters (name_, c->uri, c->socket, c->counters);
     /* With SRTO_LINGER set, what the link holds still goes out. */
     srt_close (c->socket);
   }
@@ -620,6 +728,8 @@ SrtServe::run ()
     }
     if (Clock::now () - lastDescription >= kDescriptionInterval) {
       resendDescriptions ();
+      for (const auto &c : *connections ())
+        senderCounters (c->socket, c->counters);
       lastDescription = Clock::now ();
     }
   }
@@ -642,6 +752,7 @@ SrtServe::acceptOne ()
   conn->socket = s;
   conn->uri = formatPeer (reinterpret_cast<struct sockaddr *> (&addr));
   conn->payloadSize = payloadSizeOf (s);
+  conn->peerLatency = peerLatencyOf (s);
   setConnectedOptions (s);
   const int events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
   if (srt_epoll_add_usock (epoll_, s, &events) != 0) {
@@ -698,11 +809,20 @@ SrtServe::dropConnection (const std::shared_ptr<Conn> &conn, const std::string &
         list->push_back (c);
     connections_ = std::move (list);
   }
+  changed_.notify_all ();
   srt_epoll_remove_usock (epoll_, conn->socket);
+  logSenderCounters (name_, conn->uri, conn->socket, conn->counters);
   srt_close (conn->socket);
+  bool ended;
+  {
+    std::lock_guard<std::mutex> l (lock_);
+    ended = ended_;
+  }
+  /* After the StreamEnd the downstream side closing is the expected end. */
+  const std::string why = ended ? "the stream ended (" + reason + ")" : reason;
   GST_INFO ("stream %s: downstream %s gone: %s", name_.c_str (), conn->uri.c_str (),
-      reason.c_str ());
-  callLinkHandler (settings_.onLink, {conn->uri, "lost", reason, 0});
+      why.c_str ());
+  callLinkHandler (settings_.onLink, {conn->uri, "lost", why, 0});
 }
 
 /* Keyframe requests from downstream; anything else is not for this side. */
@@ -940,7 +1060,7 @@ SrtServe::push (guint id, GstBuffer *buffer_full)
   return true;
 }
 
-void
+bool
 SrtServe::endTrack (guint id)
 {
   std::shared_ptr<const ConnList> conns;
@@ -949,11 +1069,12 @@ SrtServe::endTrack (guint id)
     std::lock_guard<std::mutex> l (lock_);
     auto it = tracks_.find (id);
     if (ended_ || it == tracks_.end () || it->second->ended)
-      return;
+      return false;
     it->second->ended = true;
     for (const auto &t : tracks_)
       all_ended = all_ended && t.second->ended;
     ended_ = all_ended;
+    endSentAt_ = Clock::now ();
     describeLocked ();
     conns = connections_;
   }
@@ -969,6 +1090,54 @@ SrtServe::endTrack (guint id)
       wire::writeHeader (msg, wire::Kind::StreamEnd, 0);
       sendLocked (*c, msg, sizeof msg);
     }
+  }
+  return all_ended;
+}
+
+/* The downstream side plays what it receives after the link's latency, and
+ * a link that closes drops what its peer still holds: the StreamEnd is
+ * delivered when the peer closes the link (it does when it reads it), or,
+ * should that close go unheard, once every packet of the link is
+ * acknowledged and the latency is over. Non-blocking sockets do not linger
+ * in srt_close (), hence this wait before the links may close. */
+void
+SrtServe::waitEndDelivered ()
+{
+  Clock::time_point sentAt;
+  {
+    std::lock_guard<std::mutex> l (lock_);
+    if (!ended_)
+      return;
+    sentAt = endSentAt_;
+  }
+  std::chrono::milliseconds longest{0};
+  for (const auto &c : *connections ())
+    longest = std::max (longest, c->peerLatency);
+  const auto deadline = sentAt + longest + kEndDeliveryMargin + kEndDeliveryMax;
+  while (true) {
+    const auto conns = connections ();
+    const auto now = Clock::now ();
+    size_t pending = 0;
+    for (const auto &c : *conns) {
+      if (c->broken || isGone (srt_getsockstate (c->socket)))
+        continue;  /* nothing more will reach that peer */
+      size_t blocks = 0;
+      if (srt_getsndbuffer (c->socket, &blocks, nullptr) == 0 && blocks == 0 &&
+          now >= sentAt + c->peerLatency + kEndDeliveryMargin)
+        continue;
+      pending++;
+    }
+    if (pending == 0)
+      return;
+    if (now >= deadline) {
+      GST_WARNING ("stream %s: the end of the stream may not have reached %zu downstream "
+          "node(s)", name_.c_str (), pending);
+      return;
+    }
+    std::unique_lock<std::mutex> l (lock_);
+    changed_.wait_for (l, 10ms, [&] { return stopping_ || connections_ != conns; });
+    if (stopping_)
+      return;
   }
 }
 
@@ -1009,7 +1178,11 @@ public:
   const std::string &streamName () const override { return core_->name (); }
   void setTrack (guint track, GstCaps *caps) override { core_->setTrack (track, caps); }
   bool push (guint track, GstBuffer *buffer) override { return core_->push (track, buffer); }
-  void endTrack (guint track) override { core_->endTrack (track); }
+  void endTrack (guint track) override
+  {
+    if (core_->endTrack (track))
+      core_->waitEndDelivered ();
+  }
   void unpublish () override { core_->stop (); }
   StreamStats stats () const override { return core_->stats (); }
 
@@ -1073,10 +1246,11 @@ public:
     s.connects = connects_;
     s.ignored = ignored_;
     std::lock_guard<std::mutex> l (sendLock_);
-    s.linkDropped = linkDroppedBefore_;
-    SRT_TRACEBSTATS perf;
-    if (sendSocket_ != SRT_INVALID_SOCK && srt_bstats (sendSocket_, &perf, 0) == 0)
-      s.linkDropped += guint64 (std::max (perf.pktRcvDropTotal, 0));
+    LinkCounters now;
+    linkCounters (sendSocket_, now);
+    s.linkDropped = before_.dropped + now.dropped;
+    s.linkLost = before_.lost + now.lost;
+    s.linkRetransmitted = before_.retransmitted + now.retransmitted;
     return s;
   }
 
@@ -1094,6 +1268,7 @@ private:
   void onConnected ();
   void failConnect (int code, const std::string &reason);
   void lose (const std::string &reason);
+  void readCounters ();
   void closeSocket ();
   void readAll ();
   void handleMessage (const uint8_t *data, size_t size, std::vector<guint> &requests);
@@ -1116,9 +1291,9 @@ private:
   std::atomic<guint64> connects_{0};
   std::atomic<guint64> ignored_{0};
 
-  mutable std::mutex sendLock_;  /* protects sendSocket_ and linkDroppedBefore_ */
+  mutable std::mutex sendLock_;  /* protects sendSocket_ and before_ */
   SRTSOCKET sendSocket_ = SRT_INVALID_SOCK;  /* the connected socket, for requests */
-  guint64 linkDroppedBefore_ = 0;            /* drops on links already closed */
+  LinkCounters before_;                      /* counters of the links already closed */
 
   /* I/O thread only. */
   int epoll_ = -1;
@@ -1129,6 +1304,8 @@ private:
   Clock::time_point lastHeard_;
   std::map<guint, KnownTrack> tracks_;
   std::vector<uint8_t> lastDescription_;     /* body of the last one applied */
+  LinkCounters counters_;                    /* of the current link, as last read */
+  Clock::time_point countersReadAt_;
   wire::Reassembler reassembler_;
 };
 
@@ -1173,6 +1350,8 @@ SrtPull::run ()
         lose ("connection lost");
       else if (now - lastHeard_ > kSilenceTimeout)
         lose ("nothing heard from the upstream node for 5 s");
+      else if (now - countersReadAt_ >= kCountersInterval)
+        readCounters ();
     }
   }
   closeSocket ();
@@ -1249,6 +1428,8 @@ SrtPull::onConnected ()
   connects_++;
   reassembler_.reset ();
   lastDescription_.clear ();
+  counters_ = LinkCounters ();
+  countersReadAt_ = Clock::now ();
   {
     std::lock_guard<std::mutex> l (sendLock_);
     sendSocket_ = sock_;
@@ -1289,6 +1470,23 @@ SrtPull::lose (const std::string &reason)
   post ("lost", reason, 0);
 }
 
+/* Every second while connected: the counters, should the link break before
+ * it closes, and a warning for what SRT gave up on. */
+void
+SrtPull::readCounters ()
+{
+  countersReadAt_ = Clock::now ();
+  LinkCounters c;
+  if (!linkCounters (sock_, c))
+    return;
+  if (c.dropped > counters_.dropped)
+    GST_WARNING ("stream %s: %" G_GUINT64_FORMAT " packet(s) from %s not recovered in time and "
+        "dropped (%" G_GUINT64_FORMAT " found lost, %" G_GUINT64_FORMAT " dropped on this link "
+        "so far); a larger latency leaves more time to recover them", name_.c_str (),
+        c.dropped - counters_.dropped, settings_.uri.c_str (), c.lost, c.dropped);
+  counters_ = c;
+}
+
 void
 SrtPull::closeSocket ()
 {
@@ -1296,9 +1494,18 @@ SrtPull::closeSocket ()
     return;
   {
     std::lock_guard<std::mutex> l (sendLock_);
-    SRT_TRACEBSTATS perf;
-    if (sendSocket_ != SRT_INVALID_SOCK && srt_bstats (sendSocket_, &perf, 0) == 0)
-      linkDroppedBefore_ += guint64 (std::max (perf.pktRcvDropTotal, 0));
+    LinkCounters c = counters_;  /* as last read, should the link be broken now */
+    if (sendSocket_ != SRT_INVALID_SOCK) {
+      linkCounters (sendSocket_, c);
+      GST_INFO ("stream %s: link to %s closes: %" G_GUINT64_FORMAT " packets received, %"
+          G_GUINT64_FORMAT " found lost, %" G_GUINT64_FORMAT " retransmissions received, %"
+          G_GUINT64_FORMAT " dropped for good", name_.c_str (), settings_.uri.c_str (),
+          c.received, c.lost, c.retransmitted, c.dropped);
+      before_.received += c.received;
+      before_.lost += c.lost;
+      before_.retransmitted += c.retransmitted;
+      before_.dropped += c.dropped;
+    }
     sendSocket_ = SRT_INVALID_SOCK;
   }
   if (epoll_ >= 0)

@@ -104,6 +104,8 @@ struct SubscriptionStats {
   guint64 connectAttempts = 0;
   guint64 connects = 0;               /* attempts that connected */
   guint64 linkDropped = 0;            /* packets the link lost for good (SRT too-late drops) */
+  guint64 linkLost = 0;               /* packets the link found missing (then mostly recovered) */
+  guint64 linkRetransmitted = 0;      /* retransmitted packets the link received */
   guint64 ignored = 0;                /* messages ignored (unknown version or kind, malformed) */
 };
 
@@ -189,6 +191,7 @@ struct TransportSettings {
   std::string passphrase;      /* SRT: SRTO_PASSPHRASE, empty for none */
   guint latencyMs = 120;       /* SRT: SRTO_LATENCY */
   std::string token;           /* SRT caller: `s=` of its streamid */
+  std::string packetFilter;    /* SRT caller: SRTO_PACKETFILTER (FEC), empty for none */
   LinkHandler onLink;          /* SRT: link changes */
 
   bool isHub () const { return uri.empty () && socket < 0; }

@@ -6,7 +6,9 @@
 #include <gst/gst.h>
 #include <gst/rtp/rtp.h>
 
+#include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -114,5 +116,67 @@ waitUntil (Pred pred, guint timeout_ms = 5000)
   }
   return true;
 }
+
+/* The caps an xdnrelaysink describes for each of its tracks (its `stats`),
+ * by track id; "" for a track whose caps it has not seen yet. */
+inline std::map<guint, std::string>
+describedCaps (GstElement *relaysink)
+{
+  std::map<guint, std::string> out;
+  GstStructure *s = nullptr;
+  g_object_get (relaysink, "stats", &s, nullptr);
+  if (!s)
+    return out;
+  const GValue *tracks = gst_structure_get_value (s, "tracks");
+  for (guint i = 0; tracks && i < gst_value_array_get_size (tracks); i++) {
+    const GstStructure *t = gst_value_get_structure (gst_value_array_get_value (tracks, i));
+    guint id = 0;
+    gst_structure_get_uint (t, "id", &id);
+    const gchar *caps = gst_structure_get_string (t, "caps");
+    out[id] = caps ? caps : "";
+  }
+  gst_structure_free (s);
+  return out;
+}
+
+/* The node's relay pipeline: an xdnrelaysrc whose pads are linked, in
+ * pad-added, to the request pads of the same number (sink_N) of an
+ * xdnrelaysink. Nothing else is done on the pads: what reaches the sink is
+ * what the source sends. */
+class RelayChain {
+public:
+  RelayChain (GstElement *src, GstElement *sink) : src_ (src), sink_ (sink)
+  {
+    pipeline_ = gst_pipeline_new (nullptr);
+    gst_bin_add_many (GST_BIN (pipeline_), src_, sink_, nullptr);
+    g_signal_connect (src_, "pad-added", G_CALLBACK (&RelayChain::onPadAdded), sink_);
+  }
+  ~RelayChain ()
+  {
+    gst_element_set_state (pipeline_, GST_STATE_NULL);
+    gst_object_unref (pipeline_);
+  }
+  GstElement *pipeline () { return pipeline_; }
+  GstElement *src () { return src_; }
+  GstElement *sink () { return sink_; }
+
+private:
+  static void onPadAdded (GstElement *, GstPad *pad, gpointer data)
+  {
+    const gchar *name = GST_PAD_NAME (pad);
+    const gchar *us = strrchr (name, '_');
+    char sinkName[32];
+    snprintf (sinkName, sizeof sinkName, "sink_%s", us ? us + 1 : "%u");
+    GstPad *sinkpad = gst_element_request_pad_simple (GST_ELEMENT (data), sinkName);
+    if (sinkpad) {
+      gst_pad_link (pad, sinkpad);
+      gst_object_unref (sinkpad);
+    }
+  }
+
+  GstElement *pipeline_;
+  GstElement *src_;
+  GstElement *sink_;
+};
 
 }  // namespace relaytest

@@ -66,9 +66,11 @@ public:
     GstHarness *h = tracks_.at (id);
     while (GstEvent *e = gst_harness_try_pull_upstream_event (h)) {
       if (gst_video_event_is_force_key_unit (e)) {
-        gboolean all_headers = FALSE;
+        /* SPS/PPS come with the IDR (config-interval=-1), not with the
+         * frame after the request. */
+        gboolean all_headers = TRUE;
         gst_video_event_parse_upstream_force_key_unit (e, nullptr, &all_headers, nullptr);
-        EXPECT_TRUE (all_headers);
+        EXPECT_FALSE (all_headers);
         n++;
       }
       gst_event_unref (e);
@@ -650,4 +652,44 @@ TEST (RelayHub, SubscribersComeAndGoWhilePublishing)
   auto stats = xdn::relay::Hub::instance ().streamStats (stream);
   ASSERT_TRUE (stats.has_value ());
   EXPECT_EQ (stats->subscribers, 0u);
+}
+
+/* The node's serving pipeline links each pad in pad-added to an xdnrelaysink:
+ * the sink must learn every track's caps at once (and describe it), not with
+ * the track's first buffer, which for video waits for a keyframe. */
+TEST (RelayHub, PeerLinkedInPadAddedGetsCapsBeforeAnyBuffer)
+{
+  const std::string stream = uniqueStream ();
+  Publisher pub (stream);
+  pub.addTrack (0, kH264Caps);
+
+  GstElement *src = gst_element_factory_make ("xdnrelaysrc", nullptr);
+  GstElement *sink = gst_element_factory_make ("xdnrelaysink", nullptr);
+  g_object_set (src, "stream", stream.c_str (), nullptr);
+  g_object_set (sink, "stream", (stream + "-copy").c_str (), nullptr);
+  RelayChain chain (src, sink);
+  ASSERT_NE (gst_element_set_state (chain.pipeline (), GST_STATE_PLAYING),
+      GST_STATE_CHANGE_FAILURE);
+
+  GstCaps *h264 = gst_caps_from_string (kH264Caps);
+  GstCaps *opus = gst_caps_from_string (kOpusCaps);
+  auto described = [&] (guint id, GstCaps *expected) {
+    auto caps = describedCaps (sink);
+    if (caps.count (id) == 0 || caps[id].empty ())
+      return false;
+    GstCaps *c = gst_caps_from_string (caps[id].c_str ());
+    const bool equal = c && gst_caps_is_equal (c, expected);
+    if (c)
+      gst_caps_unref (c);
+    return equal;
+  };
+  /* A track the stream had when the source subscribed (state change)... */
+  EXPECT_TRUE (waitUntil ([&] { return described (0, h264); }, 2000))
+      << "video caps described with no packet published";
+  /* ...and one added later (streaming thread). */
+  pub.addTrack (1, kOpusCaps);
+  EXPECT_TRUE (waitUntil ([&] { return described (1, opus); }, 2000))
+      << "audio caps described with no packet published";
+  gst_caps_unref (h264);
+  gst_caps_unref (opus);
 }

@@ -887,3 +887,124 @@ TEST (RelaySrt, H264PipelineDecodesOverSrt)
   gst_object_unref (view);
   gst_object_unref (pub);
 }
+
+/* An edge pulls a stream into its hub: xdnrelaysrc (SRT) linked in pad-added
+ * to an xdnrelaysink. The sink describes every track as soon as the stream
+ * description arrives, before any video packet (which waits for a keyframe). */
+TEST (RelaySrt, PeerLinkedInPadAddedGetsCapsBeforeAnyPacket)
+{
+  const std::string stream = uniqueStream ();
+  const int port = freePort ();
+  SinkSide pub (stream);
+  g_object_set (pub.sink (), "uri", ("srt://:" + std::to_string (port)).c_str (), nullptr);
+  pub.addTrack (0, kH264Caps);
+  pub.addTrack (1, kOpusCaps);
+  pub.start ();
+
+  GstElement *src = gst_element_factory_make ("xdnrelaysrc", nullptr);
+  GstElement *sink = gst_element_factory_make ("xdnrelaysink", nullptr);
+  g_object_set (src, "stream", stream.c_str (), "uri", localUri (port).c_str (),
+      "latency", kLatencyMs, nullptr);
+  g_object_set (sink, "stream", (stream + "-copy").c_str (), nullptr);
+  RelayChain chain (src, sink);
+  BusLog bus (chain.pipeline ());
+  ASSERT_NE (gst_element_set_state (chain.pipeline (), GST_STATE_PLAYING),
+      GST_STATE_CHANGE_FAILURE);
+  ASSERT_TRUE (bus.waitLink ("connected"));
+
+  auto described = [&] (guint id, const char *expected) {
+    auto caps = describedCaps (sink);
+    return caps.count (id) && !caps[id].empty () && capsEqual (
+        adoptGRef (gst_caps_from_string (caps[id].c_str ())).get (), expected);
+  };
+  /* Only video packets that are not a keyframe: nothing can flow yet. */
+  for (int i = 0; i < 5; i++)
+    pub.push (0, rtpPacket (i, h264Delta (), 96, i * 3000, true));
+  EXPECT_TRUE (waitUntil ([&] { return described (0, kH264Caps) && described (1, kOpusCaps); },
+      3000)) << "every track described before the first keyframe";
+  expectNoErrors (bus);
+}
+
+/* The serving pipeline is stopped as soon as it posts EOS (the node does
+ * that): the end of the stream must still reach the downstream side, as EOS
+ * and not as a lost link. */
+static void
+checkEndSurvivesImmediateStop (SinkSide &pub, SrcSide &sub)
+{
+  ASSERT_TRUE (sub.waitPads (2));
+  ASSERT_TRUE (pub.waitSubscribers (1));
+  for (int i = 0; i < 10; i++) {
+    pub.push (0, rtpPacket (i, payloadOf (i, 200, 1), 111, i * 960));
+    pub.push (1, rtpPacket (i, payloadOf (i, 40, 2), 100, i * 3000, true, 0x9abc));
+  }
+  ASSERT_TRUE (sub.waitBuffers ("audio_0", 10));
+  const size_t links = sub.bus ().links ().size ();
+  pub.endOfStream (0);
+  pub.endOfStream (1);
+  ASSERT_TRUE (pub.bus ().waitEos ());
+  pub.stop ();  /* at once: no grace time given to the link */
+  EXPECT_TRUE (sub.bus ().waitEos (5000)) << "EOS on every pad downstream";
+  for (size_t i = links; i < sub.bus ().links ().size (); i++)
+    ADD_FAILURE () << "link " << sub.bus ().links ()[i].state << ": "
+                   << sub.bus ().links ()[i].reason;
+  EXPECT_EQ (sub.stat ("connect-attempts"), 1u) << "no reconnect after the end";
+  EXPECT_EQ (sub.stat ("packets"), 20u);
+  expectNoErrors (sub.bus ());
+  expectNoErrors (pub.bus ());
+}
+
+TEST (RelaySrt, StreamEndSurvivesStopRightAfterEos)
+{
+  const std::string stream = uniqueStream ();
+  const int port = freePort ();
+  SinkSide pub (stream);
+  g_object_set (pub.sink (), "uri", ("srt://:" + std::to_string (port)).c_str (),
+      "latency", 120u, nullptr);
+  pub.addTrack (0, kOpusCaps);
+  pub.addTrack (1, kDataCaps);
+  pub.start ();
+  SrcSide sub (stream, localUri (port));
+  g_object_set (sub.src (), "latency", 120u, nullptr);
+  sub.start ();
+  checkEndSurvivesImmediateStop (pub, sub);
+}
+
+TEST (RelaySrt, StreamEndSurvivesStopRightAfterEosOnAnAcceptedSocket)
+{
+  const std::string stream = uniqueStream ();
+  const int port = freePort ();
+  /* The node's part: a non-blocking listener (as the node's), so the
+   * accepted socket is non-blocking too. */
+  xdn::relay::ensureSrtStarted ();
+  SRTSOCKET listener = srt_create_socket ();
+  struct sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_port = htons (port);
+  a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  const int latency = 120;
+  const bool no = false;
+  srt_setsockflag (listener, SRTO_LATENCY, &latency, sizeof latency);
+  srt_setsockflag (listener, SRTO_RCVSYN, &no, sizeof no);
+  ASSERT_EQ (srt_bind (listener, reinterpret_cast<struct sockaddr *> (&a), sizeof a), 0);
+  ASSERT_EQ (srt_listen (listener, 4), 0);
+
+  SrcSide sub (stream, localUri (port));
+  g_object_set (sub.src (), "latency", 120u, nullptr);
+  sub.start ();
+  int eid = srt_epoll_create ();
+  const int events = SRT_EPOLL_IN;
+  srt_epoll_add_usock (eid, listener, &events);
+  SRT_EPOLL_EVENT ev[1];
+  ASSERT_EQ (srt_epoll_uwait (eid, ev, 1, 5000), 1) << "downstream connects";
+  SRTSOCKET accepted = srt_accept (listener, nullptr, nullptr);
+  ASSERT_NE (accepted, SRT_INVALID_SOCK);
+  srt_epoll_release (eid);
+
+  SinkSide pub (stream);
+  g_object_set (pub.sink (), "socket", int (accepted), nullptr);
+  pub.addTrack (0, kOpusCaps);
+  pub.addTrack (1, kDataCaps);
+  pub.start ();
+  checkEndSurvivesImmediateStop (pub, sub);
+  srt_close (listener);
+}
