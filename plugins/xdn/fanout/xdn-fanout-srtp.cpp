@@ -78,6 +78,30 @@ struct CipherCtxDeleter {
 };
 using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 
+/* RFC 7714 8.1: SRTP IV = (00 00 || SSRC || ROC || SEQ) XOR salt. */
+void
+gcmRtpIv (const uint8_t *packet, uint32_t roc, const uint8_t *salt, uint8_t iv[kGcmIvSize])
+{
+  iv[0] = iv[1] = 0;
+  memcpy (iv + 2, packet + 8, 4);
+  wr32 (iv + 6, roc);
+  memcpy (iv + 10, packet + 2, 2);
+  for (size_t i = 0; i < kGcmIvSize; i++)
+    iv[i] ^= salt[i];
+}
+
+/* RFC 7714 9.1: SRTCP IV = (00 00 || SSRC || 00 00 || index) XOR salt. */
+void
+gcmRtcpIv (const uint8_t *packet, uint32_t index, const uint8_t *salt, uint8_t iv[kGcmIvSize])
+{
+  iv[0] = iv[1] = 0;
+  memcpy (iv + 2, packet + 4, 4);
+  iv[6] = iv[7] = 0;
+  wr32 (iv + 8, index);
+  for (size_t i = 0; i < kGcmIvSize; i++)
+    iv[i] ^= salt[i];
+}
+
 }  // namespace
 
 const SrtpProfileParams *
@@ -326,13 +350,9 @@ SrtpContext::protectRtp (uint8_t *p, size_t size, size_t capacity, size_t &outSi
   int n = 0;
 
   if (params_->aead) {
-    /* RFC 7714 8.1: IV = (00 00 || SSRC || ROC || SEQ) XOR salt, AAD = header */
-    uint8_t iv[kGcmIvSize] = {0, 0};
-    memcpy (iv + 2, p + 8, 4);
-    wr32 (iv + 6, roc);
-    memcpy (iv + 10, p + 2, 2);
-    for (size_t i = 0; i < kGcmIvSize; i++)
-      iv[i] ^= rtp_->salt[i];
+    /* AAD = the header */
+    uint8_t iv[kGcmIvSize];
+    gcmRtpIv (p, roc, rtp_->salt, iv);
     if (EVP_CipherInit_ex (c, nullptr, nullptr, nullptr, iv, 1) != 1 ||
         EVP_CipherUpdate (c, nullptr, &n, p, static_cast<int> (hl)) != 1 ||
         EVP_CipherUpdate (c, p + hl, &n, p + hl, static_cast<int> (size - hl)) != 1 ||
@@ -399,12 +419,8 @@ SrtpContext::unprotectRtp (uint8_t *p, size_t size, size_t &outSize)
   int n = 0;
 
   if (params_->aead) {
-    uint8_t iv[kGcmIvSize] = {0, 0};
-    memcpy (iv + 2, p + 8, 4);
-    wr32 (iv + 6, roc);
-    memcpy (iv + 10, p + 2, 2);
-    for (size_t i = 0; i < kGcmIvSize; i++)
-      iv[i] ^= rtp_->salt[i];
+    uint8_t iv[kGcmIvSize];
+    gcmRtpIv (p, roc, rtp_->salt, iv);
     if (EVP_CipherInit_ex (c, nullptr, nullptr, nullptr, iv, 0) != 1 ||
         EVP_CipherUpdate (c, nullptr, &n, p, static_cast<int> (hl)) != 1 ||
         EVP_CipherUpdate (c, p + hl, &n, p + hl, static_cast<int> (plain - hl)) != 1 ||
@@ -470,14 +486,9 @@ SrtpContext::protectRtcp (uint8_t *p, size_t size, size_t capacity, size_t &outS
   int n = 0;
 
   if (params_->aead) {
-    /* RFC 7714 9.1: IV = (00 00 || SSRC || 00 00 || index) XOR salt,
-     * AAD = first 8 bytes || E|index; the tag, then E|index, follow. */
-    uint8_t iv[kGcmIvSize] = {0, 0};
-    memcpy (iv + 2, p + 4, 4);
-    iv[6] = iv[7] = 0;
-    wr32 (iv + 8, index);
-    for (size_t i = 0; i < kGcmIvSize; i++)
-      iv[i] ^= rtcp_->salt[i];
+    /* AAD = first 8 bytes || E|index; the tag, then E|index, follow. */
+    uint8_t iv[kGcmIvSize];
+    gcmRtcpIv (p, index, rtcp_->salt, iv);
     if (EVP_CipherInit_ex (c, nullptr, nullptr, nullptr, iv, 1) != 1 ||
         EVP_CipherUpdate (c, nullptr, &n, p, kRtcpHeader) != 1 ||
         EVP_CipherUpdate (c, nullptr, &n, trailer, sizeof (trailer)) != 1 ||
@@ -532,12 +543,8 @@ SrtpContext::unprotectRtcp (uint8_t *p, size_t size, size_t &outSize)
   int n = 0;
 
   if (params_->aead) {
-    uint8_t iv[kGcmIvSize] = {0, 0};
-    memcpy (iv + 2, p + 4, 4);
-    iv[6] = iv[7] = 0;
-    wr32 (iv + 8, index);
-    for (size_t i = 0; i < kGcmIvSize; i++)
-      iv[i] ^= rtcp_->salt[i];
+    uint8_t iv[kGcmIvSize];
+    gcmRtcpIv (p, index, rtcp_->salt, iv);
     uint8_t tagCopy[16];
     memcpy (tagCopy, p + plain, tag);
     bool ok = EVP_CipherInit_ex (c, nullptr, nullptr, nullptr, iv, 0) == 1;
