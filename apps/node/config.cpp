@@ -76,6 +76,9 @@ readKeyFile (const char *path, NodeConfig *c, std::string *error)
   num ("webrtc", "connect-timeout", &c->connectTimeoutS);
   num ("webrtc", "peer-timeout", &c->peerTimeoutS);
   num ("webrtc", "max-sessions", &c->maxSessions);
+  str ("webrtc", "egress", &c->egress);
+  num ("webrtc", "fanout-threads", &c->fanoutThreads);
+  num ("webrtc", "viewer-timeout", &c->viewerTimeoutS);
   flag ("demo", "enabled", &c->demo);
   str ("demo", "stream", &c->demoStream);
   num ("demo", "width", &c->demoWidth);
@@ -93,6 +96,15 @@ inRange (int v, int lo, int hi, const char *what, std::string *error)
     return true;
   *error = std::string (what) + " must be between " + std::to_string (lo) + " and " +
       std::to_string (hi) + " (got " + std::to_string (v) + ")";
+  return false;
+}
+
+bool
+checkEgress (const std::string &egress, std::string *error)
+{
+  if (egress == "fanout" || egress == "webrtcbin")
+    return true;
+  *error = "unknown egress '" + egress + "' (fanout or webrtcbin)";
   return false;
 }
 
@@ -162,7 +174,7 @@ checkCluster (NodeConfig *c, std::string *error)
 bool
 loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
 {
-  gchar *config_file = nullptr, *role = nullptr, *http_address = nullptr,
+  gchar *config_file = nullptr, *role = nullptr, *egress = nullptr, *http_address = nullptr,
       *ice_addresses = nullptr, *stun = nullptr, *turn = nullptr,
       *public_address = nullptr, *manager = nullptr, *log_level = nullptr,
       *srt_passphrase = nullptr, *cluster_token = nullptr, *node_id = nullptr,
@@ -189,6 +201,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
     {"ice-addresses", 0, 0, G_OPTION_ARG_STRING, &ice_addresses, "Local addresses for WebRTC host candidates, comma separated (default: all interfaces)", "LIST"},
     {"stun-server", 0, 0, G_OPTION_ARG_STRING, &stun, "STUN server, stun://host:port", "URL"},
     {"turn-server", 0, 0, G_OPTION_ARG_STRING, &turn, "TURN server, turn://user:pass@host:port", "URL"},
+    {"egress", 0, 0, G_OPTION_ARG_STRING, &egress, "How WHEP viewers are served: fanout (default: one xdnwebrtcfanout per stream) or webrtcbin (one per viewer)", "KIND"},
     {"public-address", 0, 0, G_OPTION_ARG_STRING, &public_address, "Address announced in ICE candidates instead of the local one (1:1 NAT)", "ADDR"},
     {"manager", 0, 0, G_OPTION_ARG_STRING, &manager, "Stream manager URL, http://host:port (cluster mode)", "URL"},
     {"cluster-token", 0, 0, G_OPTION_ARG_STRING, &cluster_token, "Bearer token for the manager's node API", "TOKEN"},
@@ -232,6 +245,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
     if (stun) c->ice.stunServer = stun;
     if (turn) c->ice.turnServer = turn;
     if (public_address) c->publicAddress = public_address;
+    if (egress) c->egress = egress;
     if (demo) c->demo = true;
     if (log_level) c->logLevel = log_level;
     if (node_id) c->nodeId = node_id;
@@ -250,7 +264,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
     if (relay_packet_filter) c->relayPacketFilter = relay_packet_filter;
   }
 
-  for (gchar *s : {config_file, role, http_address, ice_addresses, stun, turn,
+  for (gchar *s : {config_file, role, egress, http_address, ice_addresses, stun, turn,
            public_address, manager, log_level, srt_passphrase, cluster_token, node_id, region,
            public_url, public_srt, upstream, relay_passphrase, relay_token, relay_packet_filter})
     g_free (s);
@@ -267,7 +281,10 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
       inRange (c->maxViewers, 1, 1000000, "max viewers", error) &&
       inRange (c->maxDownstream, 0, 100000, "max downstream", error) &&
       inRange (c->relayLatencyMs, 20, 8000, "relay latency", error) &&
-      inRange (c->relayLingerS, 0, 3600, "relay linger", error);
+      inRange (c->relayLingerS, 0, 3600, "relay linger", error) &&
+      inRange (c->fanoutThreads, 0, 256, "fanout threads", error) &&
+      inRange (c->viewerTimeoutS, 2, 3600, "viewer timeout", error) &&
+      checkEgress (c->egress, error);
 }
 
 void

@@ -46,6 +46,9 @@ struct NodeConfig {
   int connectTimeoutS = 15;   /* answer sent, ICE/DTLS not connected yet */
   int peerTimeoutS = 10;      /* nothing heard from the peer */
   int maxSessions = 500;
+  std::string egress = "fanout";  /* WHEP egress: "fanout" or "webrtcbin" */
+  int fanoutThreads = 0;      /* xdnwebrtcfanout sending threads; 0: one per core */
+  int viewerTimeoutS = 15;    /* fan-out viewer without STUN consent or RTCP */
   /* [demo] */
   bool demo = false;
   std::string demoStream = "demo";

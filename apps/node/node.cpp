@@ -11,6 +11,9 @@
 #include <srt/srt.h>
 
 #include <algorithm>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 namespace xdn {
 
@@ -21,6 +24,10 @@ constexpr const char *kResourcePrefix = "/org/openxdn/web/";
 constexpr guint kPullWaitMs = 5000;
 /* A stream the route said is not live is refused (1404) this long. */
 constexpr gint64 kNotLiveCacheUs = 2 * G_USEC_PER_SEC;
+/* A viewer of the fan-out waits this long for the stream's tracks to reach it. */
+constexpr gint64 kFanoutReadyUs = 5 * G_USEC_PER_SEC;
+/* A stream's fan-out stays this long after its last viewer left. */
+constexpr gint64 kFanoutLingerUs = 3 * G_USEC_PER_SEC;
 
 std::string
 newSessionId ()
@@ -191,11 +198,16 @@ Node::start (std::string *error)
         static_cast<Node *> (self)->sampleBitrates ();
         return G_SOURCE_CONTINUE;
       }, this);
+  fanoutTimer_ = g_timeout_add (50, [] (gpointer self) -> gboolean {
+        static_cast<Node *> (self)->fanoutTick ();
+        return G_SOURCE_CONTINUE;
+      }, this);
 
   log (LogLevel::Info, "node.started",
       {{"http", config_.httpAddress + ":" + std::to_string (http_.port ())},
        {"srt", config_.srtPort > 0 ? config_.srtAddress + ":" + std::to_string (config_.srtPort) : "off"},
        {"role", config_.role}, {"node", config_.nodeId}, {"region", config_.region},
+       {"egress", config_.egress},
        {"public_url", config_.publicUrl}, {"manager", config_.manager.empty () ? "none" : config_.manager},
        {"upstream", config_.upstream}});
   if (config_.demo)
@@ -222,6 +234,10 @@ Node::stop ()
     g_source_remove (clusterTimer_);
     clusterTimer_ = 0;
   }
+  if (fanoutTimer_) {
+    g_source_remove (fanoutTimer_);
+    fanoutTimer_ = 0;
+  }
   /* The manager first: it stops sending viewers here. */
   if (manager_)
     manager_->stop ();
@@ -234,6 +250,15 @@ Node::stop ()
     }
   }
   waiting_.clear ();
+  {
+    std::vector<std::string> streams;
+    for (const auto &entry : egresses_)
+      streams.push_back (entry.first);
+    for (const auto &entry : fanoutWaiting_)
+      streams.push_back (entry.first);
+    for (const auto &name : streams)
+      stopEgress (name, "the node is stopping");
+  }
   /* Downstream nodes, then pulls. */
   {
     std::vector<std::shared_ptr<RelayServing>> ending;
@@ -449,7 +474,7 @@ Node::checkOfferRequest (SoupServerMessage *msg, const std::string &stream, std:
     http::respondError (msg, SOUP_STATUS_BAD_REQUEST, "the body is not an SDP offer");
     return false;
   }
-  if (sessions_.size () >= static_cast<size_t> (config_.maxSessions)) {
+  if (sessions_.size () + fanoutSessions_.size () >= static_cast<size_t> (config_.maxSessions)) {
     http::respondError (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "the node is at its session limit");
     return false;
   }
@@ -540,15 +565,26 @@ void
 Node::startPlay (SoupServerMessage *msg, const std::string &stream, const std::string &offer,
     bool paused)
 {
+  if (fanoutEgress ()) {
+    startFanoutPlay (msg, stream, offer, paused);
+    return;
+  }
+  startWebRtcBinPlay (msg, stream, offer, paused, "");
+}
+
+void
+Node::startWebRtcBinPlay (SoupServerMessage *msg, const std::string &stream,
+    const std::string &offer, bool paused, const std::string &refusal)
+{
   auto session = PlaySession::create (newSessionId (), stream, http::peerAddress (msg),
       sessionSettings_,
       [this] (const std::string &sid, const std::string &reason) { onSessionEnded (sid, reason); });
-  startSession (msg, session, offer, paused);
+  startSession (msg, session, offer, paused, refusal);
 }
 
 void
 Node::startSession (SoupServerMessage *msg, std::shared_ptr<PeerSession> session,
-    const std::string &offer, bool paused)
+    const std::string &offer, bool paused, const std::string &refusal)
 {
   const std::string id = session->id ();
   sessions_[id] = session;
@@ -566,12 +602,17 @@ Node::startSession (SoupServerMessage *msg, std::shared_ptr<PeerSession> session
     soup_server_message_pause (msg);
     g_object_ref (msg);
   }
-  session->start (offer, [this, msg, id, kind] (guint status, const std::string &body) {
+  session->start (offer, [this, msg, id, kind, refusal] (guint status, const std::string &body) {
     if (status == SOUP_STATUS_CREATED) {
       sessionsStarted_[kind]++;
       soup_message_headers_replace (soup_server_message_get_response_headers (msg),
           "Location", ("/sessions/" + id).c_str ());
       http::respond (msg, status, "application/sdp", body);
+    } else if (!refusal.empty ()) {
+      sessionsRefused_[kind]++;
+      log (LogLevel::Warning, "whep.refused", {{"session", id}, {"reason", refusal},
+          {"webrtcbin", body}});
+      http::respondError (msg, SOUP_STATUS_NOT_ACCEPTABLE, refusal);
     } else {
       sessionsRefused_[kind]++;
       http::respondError (msg, status, body);
@@ -584,6 +625,16 @@ Node::startSession (SoupServerMessage *msg, std::shared_ptr<PeerSession> session
 void
 Node::handleDeleteSession (SoupServerMessage *msg, const std::string &id)
 {
+  auto fs = fanoutSessions_.find (id);
+  if (fs != fanoutSessions_.end ()) {
+    const FanoutSession session = fs->second;
+    auto e = egresses_.find (session.stream);
+    if (e != egresses_.end ())
+      e->second->removeViewer (session.viewer);
+    forgetFanoutViewer (session.stream, session.viewer, "ended by the client (DELETE)");
+    http::respond (msg, SOUP_STATUS_OK, nullptr, "");
+    return;
+  }
   auto it = sessions_.find (id);
   if (it == sessions_.end ()) {
     http::respondError (msg, SOUP_STATUS_NOT_FOUND, "no such session");
@@ -616,6 +667,267 @@ Node::onSessionEnded (const std::string &id, const std::string &reason)
       [] (gpointer data) { delete static_cast<std::shared_ptr<PeerSession> *> (data); });
 }
 
+/* -------------------------------------------------------------- fan-out */
+
+unsigned
+Node::streamTracks (const std::string &stream)
+{
+  std::lock_guard<std::mutex> lock (streamsLock_);
+  auto it = streams_.find (stream);
+  return it == streams_.end () || !it->second.live ? 0 : static_cast<unsigned> (it->second.tracks.size ());
+}
+
+std::shared_ptr<FanoutEgress>
+Node::ensureEgress (const std::string &stream, std::string *error)
+{
+  auto it = egresses_.find (stream);
+  if (it != egresses_.end ())
+    return it->second;
+  FanoutSettings fs;
+  /* The element binds one socket: the first ICE address, else the HTTP
+   * address unless it is a wildcard. */
+  if (!config_.ice.addresses.empty ())
+    fs.address = config_.ice.addresses.front ();
+  else if (config_.httpAddress != "0.0.0.0" && config_.httpAddress != "::")
+    fs.address = config_.httpAddress;
+  else
+    fs.address = "127.0.0.1";
+  fs.localAddresses = config_.ice.addresses;
+  if (fs.localAddresses.empty ())
+    fs.localAddresses.push_back (fs.address);
+  fs.publicAddress = config_.publicAddress;
+  fs.threads = static_cast<unsigned> (config_.fanoutThreads);
+  fs.viewerTimeoutS = config_.viewerTimeoutS;
+  FanoutEgress::Hooks hooks;
+  hooks.viewerRemoved = [this, stream] (const std::string &viewer, const std::string &reason) {
+    forgetFanoutViewer (stream, viewer, reason);
+  };
+  hooks.ended = [this, stream] (FanoutEgress &ended, const std::string &reason) {
+    /* Not from within the egress' own callback: it is freed there. Only
+     * this fan-out: a new publisher of the name may have a new one by then. */
+    struct Ended {
+      std::weak_ptr<Node *> node;
+      std::weak_ptr<FanoutEgress> egress;
+      std::string stream, reason;
+    };
+    g_idle_add_full (G_PRIORITY_DEFAULT, [] (gpointer data) -> gboolean {
+          auto *e = static_cast<Ended *> (data);
+          auto node = e->node.lock ();
+          auto egress = e->egress.lock ();
+          if (node && *node && egress) {
+            auto it = (*node)->egresses_.find (e->stream);
+            if (it != (*node)->egresses_.end () && it->second == egress)
+              (*node)->stopEgress (e->stream, e->reason);
+          }
+          return G_SOURCE_REMOVE;
+        }, new Ended{alive_, ended.weak_from_this (), stream, reason},
+        [] (gpointer data) { delete static_cast<Ended *> (data); });
+  };
+  auto egress = FanoutEgress::create (stream, fs, hooks);
+  if (!egress->start (error))
+    return nullptr;
+  egresses_[stream] = egress;
+  return egress;
+}
+
+void
+Node::startFanoutPlay (SoupServerMessage *msg, const std::string &stream, const std::string &offer,
+    bool paused)
+{
+  std::string error;
+  auto egress = ensureEgress (stream, &error);
+  if (!egress) {
+    sessionsRefused_[1]++;
+    log (LogLevel::Error, "whep.fanout.failed", {{"stream", stream}, {"reason", error}});
+    http::respondError (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error);
+    if (paused) {
+      soup_server_message_unpause (msg);
+      g_object_unref (msg);
+    }
+    return;
+  }
+  egress->idleSince = 0;
+  unsigned tracks = streamTracks (stream);
+  if (egress->ready (tracks) && fanoutWaiting_[stream].empty ()) {
+    fanoutWaiting_.erase (stream);
+    answerFanoutViewer (msg, *egress, offer, paused);
+    return;
+  }
+  /* Its tracks have not reached the fan-out yet: answer when they have. */
+  if (!paused) {
+    soup_server_message_pause (msg);
+    g_object_ref (msg);
+  }
+  fanoutWaiting_[stream].push_back (FanoutWaiter{msg, offer, g_get_monotonic_time () + kFanoutReadyUs});
+}
+
+void
+Node::answerFanoutViewer (SoupServerMessage *msg, FanoutEgress &egress, const std::string &offer,
+    bool paused)
+{
+  std::string viewer, answer;
+  guint status = egress.addViewer (offer, &viewer, &answer);
+  if (status == SOUP_STATUS_NOT_ACCEPTABLE) {
+    /* The fan-out matches H.264 by profile; webrtcbin sends the stream in
+     * whatever H.264 the viewer offered (an xdnwhepsrc offering only
+     * Constrained Baseline, a High stream from an SRT encoder). Refused by
+     * both: the fan-out's reason. */
+    fanoutFallbacks_++;
+    log (LogLevel::Info, "whep.fanout.fallback", {{"stream", egress.stream ()},
+        {"peer", http::peerAddress (msg)}, {"reason", answer}});
+    startWebRtcBinPlay (msg, egress.stream (), offer, paused, answer);
+    return;
+  }
+  if (status != SOUP_STATUS_CREATED) {
+    sessionsRefused_[1]++;
+    log (LogLevel::Warning, "whep.refused", {{"stream", egress.stream ()},
+        {"peer", http::peerAddress (msg)}, {"reason", answer}});
+    http::respondError (msg, status, answer);
+    if (paused) {
+      soup_server_message_unpause (msg);
+      g_object_unref (msg);
+    }
+    return;
+  }
+  const std::string id = newSessionId ();
+  fanoutSessions_[id] = FanoutSession{egress.stream (), viewer};
+  fanoutViewers_[{egress.stream (), viewer}] = id;
+  {
+    std::lock_guard<std::mutex> lock (streamsLock_);
+    auto it = streams_.find (egress.stream ());
+    if (it != streams_.end ())
+      it->second.viewers.insert (id);
+  }
+  sessionsStarted_[1]++;
+  log (LogLevel::Info, "whep.fanout.viewer", {{"stream", egress.stream ()}, {"session", id},
+      {"peer", http::peerAddress (msg)}});
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+      "Location", ("/sessions/" + id).c_str ());
+  http::respond (msg, SOUP_STATUS_CREATED, "application/sdp", answer);
+  if (paused) {
+    soup_server_message_unpause (msg);
+    g_object_unref (msg);
+  }
+}
+
+void
+Node::checkFanoutWaiters (const std::string &stream)
+{
+  auto w = fanoutWaiting_.find (stream);
+  if (w == fanoutWaiting_.end ())
+    return;
+  auto e = egresses_.find (stream);
+  const bool ready = e != egresses_.end () && e->second->ready (streamTracks (stream));
+  const gint64 now = g_get_monotonic_time ();
+  std::vector<FanoutWaiter> answer, keep;
+  for (auto &waiter : w->second)
+    (ready || waiter.deadline <= now ? answer : keep).push_back (waiter);
+  if (keep.empty ())
+    fanoutWaiting_.erase (w);
+  else
+    w->second = keep;
+  for (auto &waiter : answer) {
+    if (ready) {
+      answerFanoutViewer (waiter.msg, *e->second, waiter.offer, true);
+      continue;
+    }
+    sessionsRefused_[1]++;
+    log (LogLevel::Warning, "whep.fanout.timeout", {{"stream", stream}});
+    http::respondError (waiter.msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "the tracks of stream '" +
+        stream + "' did not reach the fan-out within " +
+        std::to_string (kFanoutReadyUs / G_USEC_PER_SEC) + " s");
+    soup_server_message_unpause (waiter.msg);
+    g_object_unref (waiter.msg);
+  }
+}
+
+void
+Node::forgetFanoutViewer (const std::string &stream, const std::string &viewer,
+    const std::string &reason)
+{
+  auto v = fanoutViewers_.find ({stream, viewer});
+  if (v == fanoutViewers_.end ())
+    return;
+  const std::string id = v->second;
+  fanoutViewers_.erase (v);
+  fanoutSessions_.erase (id);
+  {
+    std::lock_guard<std::mutex> lock (streamsLock_);
+    auto s = streams_.find (stream);
+    if (s != streams_.end ())
+      s->second.viewers.erase (id);
+  }
+  log (LogLevel::Info, "whep.fanout.viewer_ended", {{"stream", stream}, {"session", id},
+      {"reason", reason}});
+}
+
+void
+Node::stopEgress (const std::string &stream, const std::string &reason)
+{
+  auto w = fanoutWaiting_.find (stream);
+  if (w != fanoutWaiting_.end ()) {
+    std::vector<FanoutWaiter> waiters = std::move (w->second);
+    fanoutWaiting_.erase (w);
+    for (auto &waiter : waiters) {
+      sessionsRefused_[1]++;
+      http::respondError (waiter.msg, SOUP_STATUS_SERVICE_UNAVAILABLE,
+          "stream '" + stream + "': " + reason);
+      soup_server_message_unpause (waiter.msg);
+      g_object_unref (waiter.msg);
+    }
+  }
+  auto it = egresses_.find (stream);
+  if (it == egresses_.end ())
+    return;
+  std::shared_ptr<FanoutEgress> egress = it->second;
+  egresses_.erase (it);
+  std::vector<std::string> viewers;
+  for (const auto &entry : fanoutViewers_)
+    if (entry.first.first == stream)
+      viewers.push_back (entry.first.second);
+  for (const auto &viewer : viewers)
+    forgetFanoutViewer (stream, viewer, reason);
+  log (LogLevel::Info, "whep.fanout.stopping", {{"stream", stream}, {"reason", reason},
+      {"viewers", std::to_string (viewers.size ())}});
+  egress->stop ();
+  egress.reset ();
+#ifdef __GLIBC__
+  /* Thousands of viewers' state just went (several threads' arenas): give
+   * the freed memory back to the system rather than keep it for the next
+   * crowd. */
+  malloc_trim (0);
+#endif
+}
+
+void
+Node::fanoutTick ()
+{
+  std::vector<std::string> waiting;
+  for (const auto &entry : fanoutWaiting_)
+    waiting.push_back (entry.first);
+  for (const auto &stream : waiting)
+    checkFanoutWaiters (stream);
+  /* A fan-out without viewers (or anyone waiting) goes after a few seconds. */
+  std::map<std::string, size_t> held;
+  for (const auto &entry : fanoutSessions_)
+    held[entry.second.stream]++;
+  const gint64 now = g_get_monotonic_time ();
+  std::vector<std::string> idle;
+  for (auto &entry : egresses_) {
+    FanoutEgress &e = *entry.second;
+    if (held[entry.first] > 0 || fanoutWaiting_.count (entry.first)) {
+      e.idleSince = 0;
+      continue;
+    }
+    if (!e.idleSince)
+      e.idleSince = now;
+    else if (now - e.idleSince >= kFanoutLingerUs)
+      idle.push_back (entry.first);
+  }
+  for (const auto &stream : idle)
+    stopEgress (stream, "no viewers left");
+}
+
 /* ------------------------------------------------------------- cluster */
 
 size_t
@@ -626,6 +938,9 @@ Node::viewerCount () const
     if (entry.second->kind () == PeerSession::Kind::Play)
       n++;
   for (const auto &entry : waiting_)
+    n += entry.second.size ();
+  n += fanoutSessions_.size ();
+  for (const auto &entry : fanoutWaiting_)
     n += entry.second.size ();
   return n;
 }
@@ -1022,7 +1337,7 @@ Node::handleMetrics (SoupServerMessage *msg)
   for (const auto &entry : sessions_)
     open[entry.second->kind () == PeerSession::Kind::Publish ? 0 : 1]++;
   m.sample ("xdn_sessions", open[0], {{"kind", "whip"}});
-  m.sample ("xdn_sessions", open[1], {{"kind", "whep"}});
+  m.sample ("xdn_sessions", open[1] + fanoutSessions_.size (), {{"kind", "whep"}});
   m.family ("xdn_sessions_started_total", "counter", "WebRTC sessions answered.");
   m.sample ("xdn_sessions_started_total", sessionsStarted_[0], {{"kind", "whip"}});
   m.sample ("xdn_sessions_started_total", sessionsStarted_[1], {{"kind", "whep"}});
@@ -1051,6 +1366,34 @@ Node::handleMetrics (SoupServerMessage *msg)
       for (size_t i = 0; i < entry.second.tracks.size (); i++)
         m.sample ("xdn_track_received_bytes_total", *entry.second.tracks[i].bytes,
             {{"stream", entry.first}, {"track", std::to_string (i)}});
+  }
+  {
+    m.family ("xdn_fanout_fallbacks_total", "counter",
+        "Viewers the fan-out refused (no codec match) that were tried with a webrtcbin of their own.");
+    m.sample ("xdn_fanout_fallbacks_total", fanoutFallbacks_);
+    m.family ("xdn_fanout_viewers", "gauge",
+        "Viewers held by a stream's fan-out (added, not yet removed).");
+    std::vector<std::pair<std::string, FanoutStats>> fanouts;
+    for (const auto &entry : egresses_)
+      fanouts.emplace_back (entry.first, entry.second->stats ());
+    for (const auto &f : fanouts)
+      m.sample ("xdn_fanout_viewers", f.second.viewers, {{"stream", f.first}});
+    m.family ("xdn_fanout_connected_viewers", "gauge", "Fan-out viewers with DTLS-SRTP up.");
+    for (const auto &f : fanouts)
+      m.sample ("xdn_fanout_connected_viewers", f.second.connected, {{"stream", f.first}});
+    m.family ("xdn_fanout_packets_sent_total", "counter", "SRTP packets the fan-out sent to viewers.");
+    for (const auto &f : fanouts)
+      m.sample ("xdn_fanout_packets_sent_total", f.second.packetsSent, {{"stream", f.first}});
+    m.family ("xdn_fanout_bytes_sent_total", "counter", "SRTP bytes the fan-out sent to viewers.");
+    for (const auto &f : fanouts)
+      m.sample ("xdn_fanout_bytes_sent_total", f.second.bytesSent, {{"stream", f.first}});
+    m.family ("xdn_fanout_retransmits_total", "counter", "Packets sent again on a viewer's NACK.");
+    for (const auto &f : fanouts)
+      m.sample ("xdn_fanout_retransmits_total", f.second.retransmits, {{"stream", f.first}});
+    m.family ("xdn_fanout_dropped_total", "counter",
+        "Packets skipped by viewers that fell behind, or refused by the kernel.");
+    for (const auto &f : fanouts)
+      m.sample ("xdn_fanout_dropped_total", f.second.dropped, {{"stream", f.first}});
   }
   {
     m.family ("xdn_pulls", "gauge", "Streams pulled from upstream now.");

@@ -8,6 +8,7 @@
 
 #include "cluster.h"
 #include "config.h"
+#include "fanout-egress.h"
 #include "http.h"
 #include "manager-client.h"
 #include "peer-session.h"
@@ -76,9 +77,29 @@ private:
       bool paused);
   /* @paused: the message is already paused and referenced (a viewer that
    * waited for a pull). */
+  /* @refusal: when set (a viewer the fan-out refused, tried with webrtcbin),
+   * a failure is answered 406 with it instead of webrtcbin's words. */
   void startSession (SoupServerMessage *msg, std::shared_ptr<PeerSession> session,
-      const std::string &offer, bool paused = false);
+      const std::string &offer, bool paused = false, const std::string &refusal = {});
   void handleDeleteSession (SoupServerMessage *msg, const std::string &id);
+
+  /* WHEP through one xdnwebrtcfanout per stream ([webrtc] egress=fanout). */
+  bool fanoutEgress () const { return config_.egress == "fanout"; }
+  void startFanoutPlay (SoupServerMessage *msg, const std::string &stream, const std::string &offer,
+      bool paused);
+  std::shared_ptr<FanoutEgress> ensureEgress (const std::string &stream, std::string *error);
+  /* Answers @msg (unpausing it if @paused): the fan-out's answer; an offer
+   * it refuses is tried with a webrtcbin of its own. */
+  void answerFanoutViewer (SoupServerMessage *msg, FanoutEgress &egress, const std::string &offer,
+      bool paused);
+  void startWebRtcBinPlay (SoupServerMessage *msg, const std::string &stream,
+      const std::string &offer, bool paused, const std::string &refusal);
+  void checkFanoutWaiters (const std::string &stream);
+  void forgetFanoutViewer (const std::string &stream, const std::string &viewer,
+      const std::string &reason);
+  void stopEgress (const std::string &stream, const std::string &reason);
+  void fanoutTick ();
+  unsigned streamTracks (const std::string &stream);
   void handleStreams (SoupServerMessage *msg, const std::string &rest);
   void handleMetrics (SoupServerMessage *msg);
   void handleNodeInfo (SoupServerMessage *msg);
@@ -134,6 +155,24 @@ private:
   /* Read by the SRT threads too. */
   std::atomic<bool> draining_{false};
   std::atomic<int> servingsOpen_{0};     /* admitted and not ended */
+
+  /* Main thread only. Fan-out egress: one per stream with viewers (or
+   * lingering a few seconds after the last); viewers waiting for its tracks;
+   * the WHEP sessions served by it: session id -> (stream, viewer id). */
+  struct FanoutWaiter {
+    SoupServerMessage *msg;      /* paused, one reference held */
+    std::string offer;
+    gint64 deadline;             /* monotonic us */
+  };
+  struct FanoutSession {
+    std::string stream, viewer;
+  };
+  std::map<std::string, std::shared_ptr<FanoutEgress>> egresses_;
+  std::map<std::string, std::vector<FanoutWaiter>> fanoutWaiting_;
+  std::map<std::string, FanoutSession> fanoutSessions_;
+  std::map<std::pair<std::string, std::string>, std::string> fanoutViewers_;  /* (stream, viewer) -> session */
+  guint fanoutTimer_ = 0;
+  guint64 fanoutFallbacks_ = 0;
 
   /* Main thread only. */
   std::map<std::string, std::shared_ptr<PeerSession>> sessions_;

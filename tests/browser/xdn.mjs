@@ -113,7 +113,10 @@ export class XdnNode {
   async processArgs() {
     this.srtPort = await freeUdpPort();
     const args = ['--http-port', String(this.httpPort), '--srt-port', String(this.srtPort),
-      '--ice-addresses', '127.0.0.1', ...this.extraArgs];
+      '--ice-addresses', '127.0.0.1',
+      // XDN_NODE_EGRESS (fanout or webrtcbin) runs a test against either WHEP egress.
+      ...(process.env.XDN_NODE_EGRESS ? ['--egress', process.env.XDN_NODE_EGRESS] : []),
+      ...this.extraArgs];
     if (this.demo)
       args.push('--demo');
     return args;

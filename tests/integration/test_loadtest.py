@@ -52,7 +52,9 @@ class LoadTest(unittest.TestCase):
         config = os.path.join(cls.tmp.name, "node.ini")
         with open(config, "w") as f:
             f.write(DEMO_CONFIG)
-        cls.node = Node("--config", config, demo=True).start()
+        # webrtcbin per viewer: the server cost the load tool is compared with
+        # below (the fan-out costs about as little as the tool itself).
+        cls.node = Node("--config", config, "--egress", "webrtcbin", demo=True).start()
         cls.node.wait_stream("demo", timeout=20, tracks=2)
 
     @classmethod

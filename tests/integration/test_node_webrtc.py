@@ -1,6 +1,8 @@
 """Whole-node tests on loopback: publish with xdnwhipsink, play with
 xdnwhepsrc, read the latency stamps; hostile WHIP/WHEP requests get clear
-errors while the node keeps serving."""
+errors while the node keeps serving. WHEP goes through the fan-out
+(--egress fanout); one case plays through a webrtcbin per viewer
+(--egress webrtcbin), the fallback."""
 import http.client as httpclient
 import os
 import re
@@ -52,7 +54,7 @@ SDP = {"Content-Type": "application/sdp"}
 class NodeWebRtc(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.node = Node(demo=True).start()
+        cls.node = Node("--egress", "fanout", demo=True).start()
         cls.node.wait_stream("demo", timeout=20, tracks=2)
 
     @classmethod
@@ -151,16 +153,61 @@ class NodeWebRtc(unittest.TestCase):
         self.assertEqual(status, 201, answer)
         self.assertTrue(headers["Location"].startswith("/sessions/"))
         self.assertIn(b"a=sendonly", answer)
-        # Never connects: the node ends the session after its connect timeout.
-        wait_for(lambda: "not connected within" in self.node.logs(), 30,
-                 "the half-open session to be timed out")
+        session = headers["Location"].rsplit("/", 1)[1]
+        # Never connects: the node ends the session after its viewer timeout.
+        wait_for(lambda: any(session in line and "timeout" in line for line in self.node.logs().splitlines()),
+                 40, "the half-open session to be timed out")
+        status, _, _ = http("DELETE", self.node.url + headers["Location"])
+        self.assertEqual(status, 404)
         self.assertIsNotNone(self.node.stream("demo"))
 
     def test_delete_ends_a_session(self):
         status, headers, _ = http("POST", self.node.whep_url("demo"), OFFER.encode(), SDP)
         self.assertEqual(status, 201)
+        status, _, body = http("GET", self.node.url + "/metrics")
+        self.assertRegex(body.decode(), r'xdn_fanout_viewers\{stream="demo"\} [1-9]')
         status, _, _ = http("DELETE", self.node.url + headers["Location"])
         self.assertEqual(status, 200)
+        status, _, _ = http("DELETE", self.node.url + headers["Location"])
+        self.assertEqual(status, 404)
+
+    def test_offer_the_fanout_cannot_serve_gets_its_reason(self):
+        # Only a data channel: nothing the stream has can be sent.
+        offer = OFFER.replace("m=video 9 UDP/TLS/RTP/SAVPF 96", "m=application 9 UDP/DTLS/SCTP webrtc-datachannel")
+        status, _, body = http("POST", self.node.whep_url("demo"), offer.encode(), SDP)
+        self.assertGreaterEqual(status, 400, body)
+        self.assertLess(status, 500, body)
+        self.assertIn(b"refused", body)
+
+    def test_public_address_is_announced_in_the_answer(self):
+        with Node("--egress", "fanout", "--public-address", "203.0.113.7", demo=True) as node:
+            node.wait_stream("demo", timeout=20, tracks=2)
+            status, _, answer = http("POST", node.whep_url("demo"), OFFER.encode(), SDP)
+            self.assertEqual(status, 201, answer)
+            candidates = [line for line in answer.decode().splitlines() if line.startswith("a=candidate:")]
+            self.assertTrue(candidates, answer)
+            for line in candidates:
+                self.assertIn(" 203.0.113.7 ", line)
+                self.assertNotIn(" 127.0.0.1 ", line)
+
+    def test_end_of_stream_removes_its_fanout_viewers(self):
+        name = "live/ends"
+        pub = publish(self.node.whip_url(name))
+        try:
+            self.node.wait_stream(name, timeout=20, tracks=2)
+            status, headers, answer = http("POST", self.node.whep_url(name), OFFER.encode(), SDP)
+            self.assertEqual(status, 201, answer)
+        finally:
+            os.killpg(pub.pid, 15)
+            pub.wait(10)
+        session = headers["Location"].rsplit("/", 1)[1]
+        # The publisher is gone once the node hears nothing from it (peer
+        # timeout, 10 s); the viewer goes with the stream, not by its own
+        # timeout (it never connects).
+        wait_for(lambda: any(session in line and 'reason="the stream ended"' in line
+                             for line in self.node.logs().splitlines()), 25,
+                 "the viewer to be removed when its stream ended")
+        self.assertIn(f"event=whep.fanout.stopping stream={name}", self.node.logs())
         status, _, _ = http("DELETE", self.node.url + headers["Location"])
         self.assertEqual(status, 404)
 
@@ -172,6 +219,18 @@ class NodeWebRtc(unittest.TestCase):
         status, hdrs, _ = http("OPTIONS", self.node.url + "/whep/demo")
         self.assertEqual(status, 204)
         self.assertIn("POST", hdrs.get("Access-Control-Allow-Methods", ""))
+
+
+class WebRtcBinEgress(unittest.TestCase):
+    """The fallback: one webrtcbin per viewer."""
+
+    def test_demo_plays_through_webrtcbin_per_viewer(self):
+        with Node("--egress", "webrtcbin", demo=True) as node:
+            node.wait_stream("demo", timeout=20, tracks=2)
+            s = play(node.whep_url("demo"))
+            print(f"demo via WHEP (webrtcbin): {s}")
+            self.assertGreaterEqual(s["frames-read"], 50)
+            self.assertNotIn("fanout.started", node.logs())
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ class Node:
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.args = [NODE_BINARY, "--http-port", str(self.http_port),
                      "--srt-port", str(self.srt_port),
-                     "--ice-addresses", "127.0.0.1", *args]
+                     "--ice-addresses", "127.0.0.1", *egress_args(), *args]
         if demo:
             self.args.append("--demo")
         log_dir = log_dir or os.path.join(BUILD_ROOT, "tests", "logs")
@@ -116,6 +116,13 @@ class Node:
 
     def srt_url(self, name, mode="publish"):
         return f"srt://127.0.0.1:{self.srt_port}?streamid=#!::r={name},m={mode}"
+
+
+def egress_args():
+    """--egress from XDN_NODE_EGRESS (fanout or webrtcbin), so that a suite can
+    run against either WHEP egress; a test's own --egress comes after it and wins."""
+    egress = os.environ.get("XDN_NODE_EGRESS")
+    return ["--egress", egress] if egress else []
 
 
 def gst_env():

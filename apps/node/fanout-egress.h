@@ -1,0 +1,85 @@
+/* WHEP egress through one xdnwebrtcfanout per stream: a pipeline
+ * `xdnrelaysrc stream=NAME` (hub) -> each track pad -> the fan-out's
+ * `sink_N`, built for the stream's first viewer. Viewers are added with the
+ * element's `add-viewer` (their offer in, the answer out) and removed with
+ * `remove-viewer`; the node keeps its HTTP sessions apart (node.cpp).
+ *
+ * Lives on the main thread; what the element reports from its own threads
+ * (viewer removed, end of stream, errors) is handed to the main context. */
+#pragma once
+
+#include "xdn-gref.h"
+
+#include <gst/gst.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace xdn {
+
+struct FanoutSettings {
+  std::string address;                    /* the one local address the element binds */
+  std::vector<std::string> localAddresses; /* rewritten to publicAddress in answers */
+  std::string publicAddress;              /* empty: answers carry the local address */
+  unsigned threads = 0;                   /* sending threads; 0: one per core */
+  int viewerTimeoutS = 15;
+};
+
+struct FanoutStats {
+  guint64 viewers = 0, connected = 0, tracks = 0, packetsSent = 0, bytesSent = 0,
+      retransmits = 0, dropped = 0, keyframeRequests = 0;
+  int port = 0;
+};
+
+class FanoutEgress : public std::enable_shared_from_this<FanoutEgress> {
+public:
+  struct Hooks {
+    /* A viewer is gone (its id from addViewer). Main thread. */
+    std::function<void (const std::string &viewer, const std::string &reason)> viewerRemoved;
+    /* The stream ended (EOS) or the pipeline failed. Main thread, once. */
+    std::function<void (FanoutEgress &egress, const std::string &reason)> ended;
+  };
+
+  static std::shared_ptr<FanoutEgress> create (std::string stream, FanoutSettings settings,
+      Hooks hooks);
+  ~FanoutEgress ();
+
+  /* Builds the pipeline and sets it playing. Returns false and why not. */
+  bool start (std::string *error);
+  /* Stops the pipeline (every viewer is removed). Idempotent. */
+  void stop ();
+
+  /* True once the fan-out has caps on @tracks track pads. */
+  bool ready (unsigned tracks) const;
+  /* Answers a viewer's offer: 201 with @answer and @viewer (the element's
+   * id), or a 4xx/5xx status with the element's reason in @answer. */
+  guint addViewer (const std::string &offer, std::string *viewer, std::string *answer);
+  bool removeViewer (const std::string &viewer);
+  FanoutStats stats () const;
+
+  const std::string &stream () const { return stream_; }
+  /* Monotonic us since the egress has had no viewer (0: it has some). Kept
+   * by the node. */
+  gint64 idleSince = 0;
+
+private:
+  FanoutEgress (std::string stream, FanoutSettings settings, Hooks hooks);
+  static GstBusSyncReply onBusSync (GstBus *, GstMessage *msg, gpointer data);
+  void onMain (std::function<void (FanoutEgress &)> fn);
+
+  std::string stream_;
+  FanoutSettings settings_;
+  Hooks hooks_;
+  GRef<GstElement> pipeline_, fanout_;
+  bool stopped_ = false;   /* main thread */
+  bool endedSent_ = false; /* main thread */
+
+  std::mutex refusalLock_;
+  GThread *addingThread_ = nullptr;  /* protected by refusalLock_ */
+  std::string refusal_;              /* protected by refusalLock_ */
+};
+
+}  // namespace xdn
