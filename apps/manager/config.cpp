@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "keyfile.h"
+
 #include <glib.h>
 
 namespace xdn::manager {
@@ -9,61 +11,24 @@ namespace {
 bool
 readKeyFile (const char *path, ManagerConfig *c, std::string *error)
 {
-  GKeyFile *kf = g_key_file_new ();
-  GError *err = nullptr;
-  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, &err)) {
-    *error = std::string ("cannot read config file ") + path + ": " + err->message;
-    g_error_free (err);
-    g_key_file_free (kf);
+  KeyFileReader kf;
+  if (!kf.load (path, error))
     return false;
-  }
 
-  auto str = [&] (const char *group, const char *key, std::string *out) {
-    gchar *v = g_key_file_get_string (kf, group, key, nullptr);
-    if (v)
-      *out = v;
-    g_free (v);
-  };
-  bool ok = true;
-  auto num = [&] (const char *group, const char *key, int *out) {
-    if (!ok || !g_key_file_has_key (kf, group, key, nullptr))
-      return;
-    GError *e = nullptr;
-    int v = g_key_file_get_integer (kf, group, key, &e);
-    if (e) {
-      *error = std::string ("config file: [") + group + "] " + key + ": " + e->message;
-      g_error_free (e);
-      ok = false;
-      return;
-    }
-    *out = v;
-  };
-
-  str ("http", "address", &c->httpAddress);
-  num ("http", "port", &c->httpPort);
-  num ("http", "max-body-bytes", &c->maxBodyBytes);
-  str ("http", "cors-origin", &c->corsOrigin);
-  str ("store", "db", &c->db);
-  num ("store", "timeout-ms", &c->storeTimeoutMs);
-  str ("cluster", "token", &c->clusterToken);
-  num ("cluster", "heartbeat-interval-ms", &c->heartbeatIntervalMs);
-  num ("cluster", "events-poll-ms", &c->eventsPollMs);
-  num ("placement", "origin-fanout", &c->originFanout);
-  num ("placement", "relay-fanout", &c->relayFanout);
-  num ("placement", "viewer-capacity", &c->viewerCapacity);
-  str ("log", "level", &c->logLevel);
-  g_key_file_free (kf);
-  return ok;
-}
-
-bool
-inRange (int v, int lo, int hi, const char *what, std::string *error)
-{
-  if (v >= lo && v <= hi)
-    return true;
-  *error = std::string (what) + " must be between " + std::to_string (lo) + " and " +
-      std::to_string (hi) + " (got " + std::to_string (v) + ")";
-  return false;
+  kf.str ("http", "address", &c->httpAddress);
+  kf.num ("http", "port", &c->httpPort);
+  kf.num ("http", "max-body-bytes", &c->maxBodyBytes);
+  kf.str ("http", "cors-origin", &c->corsOrigin);
+  kf.str ("store", "db", &c->db);
+  kf.num ("store", "timeout-ms", &c->storeTimeoutMs);
+  kf.str ("cluster", "token", &c->clusterToken);
+  kf.num ("cluster", "heartbeat-interval-ms", &c->heartbeatIntervalMs);
+  kf.num ("cluster", "events-poll-ms", &c->eventsPollMs);
+  kf.num ("placement", "origin-fanout", &c->originFanout);
+  kf.num ("placement", "relay-fanout", &c->relayFanout);
+  kf.num ("placement", "viewer-capacity", &c->viewerCapacity);
+  kf.str ("log", "level", &c->logLevel);
+  return kf.ok (error);
 }
 
 }  // namespace

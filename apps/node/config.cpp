@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "keyfile.h"
+
 #include <glib.h>
 
 namespace xdn {
@@ -9,94 +11,53 @@ namespace {
 bool
 readKeyFile (const char *path, NodeConfig *c, std::string *error)
 {
-  GKeyFile *kf = g_key_file_new ();
-  GError *err = nullptr;
-  if (!g_key_file_load_from_file (kf, path, G_KEY_FILE_NONE, &err)) {
-    *error = std::string ("cannot read config file ") + path + ": " + err->message;
-    g_error_free (err);
-    g_key_file_free (kf);
+  KeyFileReader kf;
+  if (!kf.load (path, error))
     return false;
-  }
 
-  auto str = [&] (const char *group, const char *key, std::string *out) {
-    gchar *v = g_key_file_get_string (kf, group, key, nullptr);
-    if (v)
-      *out = v;
-    g_free (v);
-  };
-  bool ok = true;
-  auto num = [&] (const char *group, const char *key, int *out) {
-    if (!g_key_file_has_key (kf, group, key, nullptr))
-      return;
-    GError *e = nullptr;
-    int v = g_key_file_get_integer (kf, group, key, &e);
-    if (e) {
-      *error = std::string ("config file: [") + group + "] " + key + ": " + e->message;
-      g_error_free (e);
-      ok = false;
-      return;
-    }
-    *out = v;
-  };
-  auto flag = [&] (const char *group, const char *key, bool *out) {
-    if (g_key_file_has_key (kf, group, key, nullptr))
-      *out = g_key_file_get_boolean (kf, group, key, nullptr);
-  };
-
-  str ("node", "role", &c->role);
-  str ("node", "id", &c->nodeId);
-  str ("node", "region", &c->region);
-  num ("node", "max-viewers", &c->maxViewers);
-  num ("node", "max-downstream", &c->maxDownstream);
-  str ("cluster", "manager", &c->manager);
-  str ("cluster", "token", &c->clusterToken);
-  str ("cluster", "public-url", &c->publicUrl);
-  str ("cluster", "public-srt", &c->publicSrt);
-  str ("cluster", "upstream", &c->upstream);
-  str ("relay", "passphrase", &c->relayPassphrase);
-  num ("relay", "latency", &c->relayLatencyMs);
-  num ("relay", "linger", &c->relayLingerS);
-  str ("relay", "token", &c->relayToken);
-  str ("relay", "packet-filter", &c->relayPacketFilter);
-  str ("http", "address", &c->httpAddress);
-  num ("http", "port", &c->httpPort);
-  num ("http", "max-body-bytes", &c->maxBodyBytes);
-  str ("http", "cors-origin", &c->corsOrigin);
-  str ("srt", "address", &c->srtAddress);
-  num ("srt", "port", &c->srtPort);
-  num ("srt", "latency-ms", &c->srtLatencyMs);
-  str ("srt", "passphrase", &c->srtPassphrase);
+  kf.str ("node", "role", &c->role);
+  kf.str ("node", "id", &c->nodeId);
+  kf.str ("node", "region", &c->region);
+  kf.num ("node", "max-viewers", &c->maxViewers);
+  kf.num ("node", "max-downstream", &c->maxDownstream);
+  kf.str ("cluster", "manager", &c->manager);
+  kf.str ("cluster", "token", &c->clusterToken);
+  kf.str ("cluster", "public-url", &c->publicUrl);
+  kf.str ("cluster", "public-srt", &c->publicSrt);
+  kf.str ("cluster", "upstream", &c->upstream);
+  kf.str ("relay", "passphrase", &c->relayPassphrase);
+  kf.num ("relay", "latency", &c->relayLatencyMs);
+  kf.num ("relay", "linger", &c->relayLingerS);
+  kf.str ("relay", "token", &c->relayToken);
+  kf.str ("relay", "packet-filter", &c->relayPacketFilter);
+  kf.str ("http", "address", &c->httpAddress);
+  kf.num ("http", "port", &c->httpPort);
+  kf.num ("http", "max-body-bytes", &c->maxBodyBytes);
+  kf.str ("http", "cors-origin", &c->corsOrigin);
+  kf.str ("srt", "address", &c->srtAddress);
+  kf.num ("srt", "port", &c->srtPort);
+  kf.num ("srt", "latency-ms", &c->srtLatencyMs);
+  kf.str ("srt", "passphrase", &c->srtPassphrase);
   std::string addresses;
-  str ("webrtc", "ice-addresses", &addresses);
+  kf.str ("webrtc", "ice-addresses", &addresses);
   if (!addresses.empty ())
     c->ice.addresses = splitList (addresses);
-  str ("webrtc", "stun-server", &c->ice.stunServer);
-  str ("webrtc", "turn-server", &c->ice.turnServer);
-  str ("webrtc", "public-address", &c->publicAddress);
-  num ("webrtc", "connect-timeout", &c->connectTimeoutS);
-  num ("webrtc", "peer-timeout", &c->peerTimeoutS);
-  num ("webrtc", "max-sessions", &c->maxSessions);
-  str ("webrtc", "egress", &c->egress);
-  num ("webrtc", "fanout-threads", &c->fanoutThreads);
-  num ("webrtc", "viewer-timeout", &c->viewerTimeoutS);
-  flag ("demo", "enabled", &c->demo);
-  str ("demo", "stream", &c->demoStream);
-  num ("demo", "width", &c->demoWidth);
-  num ("demo", "height", &c->demoHeight);
-  num ("demo", "bitrate-kbps", &c->demoBitrateKbps);
-  str ("log", "level", &c->logLevel);
-  g_key_file_free (kf);
-  return ok;
-}
-
-bool
-inRange (int v, int lo, int hi, const char *what, std::string *error)
-{
-  if (v >= lo && v <= hi)
-    return true;
-  *error = std::string (what) + " must be between " + std::to_string (lo) + " and " +
-      std::to_string (hi) + " (got " + std::to_string (v) + ")";
-  return false;
+  kf.str ("webrtc", "stun-server", &c->ice.stunServer);
+  kf.str ("webrtc", "turn-server", &c->ice.turnServer);
+  kf.str ("webrtc", "public-address", &c->publicAddress);
+  kf.num ("webrtc", "connect-timeout", &c->connectTimeoutS);
+  kf.num ("webrtc", "peer-timeout", &c->peerTimeoutS);
+  kf.num ("webrtc", "max-sessions", &c->maxSessions);
+  kf.str ("webrtc", "egress", &c->egress);
+  kf.num ("webrtc", "fanout-threads", &c->fanoutThreads);
+  kf.num ("webrtc", "viewer-timeout", &c->viewerTimeoutS);
+  kf.flag ("demo", "enabled", &c->demo);
+  kf.str ("demo", "stream", &c->demoStream);
+  kf.num ("demo", "width", &c->demoWidth);
+  kf.num ("demo", "height", &c->demoHeight);
+  kf.num ("demo", "bitrate-kbps", &c->demoBitrateKbps);
+  kf.str ("log", "level", &c->logLevel);
+  return kf.ok (error);
 }
 
 bool
