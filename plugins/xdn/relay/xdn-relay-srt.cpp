@@ -1268,6 +1268,7 @@ private:
   void onConnected ();
   void failConnect (int code, const std::string &reason);
   void lose (const std::string &reason);
+  void checkConnected ();
   void readCounters ();
   void closeSocket ();
   void readAll ();
@@ -1298,6 +1299,7 @@ private:
   /* I/O thread only. */
   int epoll_ = -1;
   SRTSOCKET sock_ = SRT_INVALID_SOCK;
+  bool watched_ = false;       /* sock_ is in epoll_ (while connecting) */
   std::chrono::milliseconds backoff_ = kBackoffMin;
   Clock::time_point retryAt_;
   Clock::time_point connectStart_;
@@ -1323,6 +1325,13 @@ SrtPull::run ()
   while (!stopping_ && state_ != State::Ended) {
     if (state_ == State::Waiting && Clock::now () >= retryAt_)
       connect ();
+    if (state_ == State::Connected) {
+      /* Connected: a blocking read on the link's own socket, not an SRT
+       * epoll (see readAll ()). */
+      readAll ();
+      checkConnected ();
+      continue;
+    }
     int timeout = kTickMs;
     if (state_ == State::Waiting) {
       auto wait = std::chrono::duration_cast<std::chrono::milliseconds> (retryAt_ - Clock::now ());
@@ -1334,25 +1343,11 @@ SrtPull::run ()
         continue;
       if (state_ == State::Connecting) {
         onConnecting (events[i].events);
-      } else if (state_ == State::Connected) {
-        if (events[i].events & SRT_EPOLL_IN)
-          readAll ();
-        if (state_ == State::Connected && (events[i].events & SRT_EPOLL_ERR))
-          lose ("connection closed by the upstream node");
       }
     }
-    const auto now = Clock::now ();
     if (state_ == State::Connecting &&
-        now - connectStart_ > std::chrono::milliseconds (kConnectTimeoutMs) + 1s) {
+        Clock::now () - connectStart_ > std::chrono::milliseconds (kConnectTimeoutMs) + 1s)
       failConnect (SRT_REJ_TIMEOUT, "connection timed out");
-    } else if (state_ == State::Connected) {
-      if (isGone (srt_getsockstate (sock_)))
-        lose ("connection lost");
-      else if (now - lastHeard_ > kSilenceTimeout)
-        lose ("nothing heard from the upstream node for 5 s");
-      else if (now - countersReadAt_ >= kCountersInterval)
-        readCounters ();
-    }
   }
   closeSocket ();
   srt_epoll_release (epoll_);
@@ -1395,6 +1390,7 @@ SrtPull::connect ()
     failConnect (0, "cannot watch the SRT socket: " + srtError ());
     return;
   }
+  watched_ = true;
   GST_DEBUG ("stream %s: connecting to %s (attempt %" G_GUINT64_FORMAT ")", name_.c_str (),
       settings_.uri.c_str (), connectAttempts_.load ());
   if (srt_connect (sock_, reinterpret_cast<struct sockaddr *> (&addr), len) == SRT_ERROR) {
@@ -1420,8 +1416,15 @@ SrtPull::onConnecting (int events)
 void
 SrtPull::onConnected ()
 {
-  const int events = SRT_EPOLL_IN | SRT_EPOLL_ERR;
-  srt_epoll_update_usock (epoll_, sock_, &events);
+  /* From here on the socket is read blocking, at most kTickMs at a time. */
+  srt_epoll_remove_usock (epoll_, sock_);
+  watched_ = false;
+  const bool yes = true;
+  const int timeout = kTickMs;
+  if (!setFlag (sock_, SRTO_RCVSYN, yes) || !setFlag (sock_, SRTO_RCVTIMEO, timeout)) {
+    failConnect (0, "cannot set the SRT receive mode: " + srtError ());
+    return;
+  }
   state_ = State::Connected;
   backoff_ = kBackoffMin;
   lastHeard_ = Clock::now ();
@@ -1470,6 +1473,21 @@ SrtPull::lose (const std::string &reason)
   post ("lost", reason, 0);
 }
 
+/* The checks of a connected link, after each read. */
+void
+SrtPull::checkConnected ()
+{
+  if (state_ != State::Connected)
+    return;
+  const auto now = Clock::now ();
+  if (isGone (srt_getsockstate (sock_)))
+    lose ("connection lost");
+  else if (now - lastHeard_ > kSilenceTimeout)
+    lose ("nothing heard from the upstream node for 5 s");
+  else if (now - countersReadAt_ >= kCountersInterval)
+    readCounters ();
+}
+
 /* Every second while connected: the counters, should the link break before
  * it closes, and a warning for what SRT gave up on. */
 void
@@ -1508,31 +1526,49 @@ SrtPull::closeSocket ()
     }
     sendSocket_ = SRT_INVALID_SOCK;
   }
-  if (epoll_ >= 0)
+  if (epoll_ >= 0 && watched_)
     srt_epoll_remove_usock (epoll_, sock_);
+  watched_ = false;
   srt_close (sock_);
   sock_ = SRT_INVALID_SOCK;
 }
 
+/* Reads the link for at most about kTickMs. Blocking on the socket itself:
+ * the thread wakes when SRT hands it a packet at its play time. libsrt's
+ * epoll (1.5) would wake the thread through one process-wide condition that
+ * wakes a single waiter per event, and every other SRT epoll of the process
+ * (the node's listener, each served stream) waits on it too: a packet then
+ * waited up to 10 ms more for the next wakeup. */
 void
 SrtPull::readAll ()
 {
   uint8_t buf[kRecvSize];
   std::vector<guint> requests;
+  const auto until = Clock::now () + std::chrono::milliseconds (kTickMs);
   while (state_ == State::Connected && !stopping_) {
     const int n = srt_recvmsg (sock_, reinterpret_cast<char *> (buf), sizeof buf);
     if (n == SRT_ERROR) {
-      if (srt_getlasterror (nullptr) != SRT_EASYNCRCV)
+      const int code = srt_getlasterror (nullptr);
+      if (code == SRT_ECONNLOST)
+        lose ("connection closed by the upstream node");
+      else if (code != SRT_ETIMEOUT && code != SRT_EASYNCRCV)
         lose ("connection lost: " + srtError ());
       break;
     }
+    if (n == 0)
+      break;  /* woken without a message (the link closing) */
     lastHeard_ = Clock::now ();
     handleMessage (buf, size_t (n), requests);
+    if (!requests.empty ()) {
+      std::sort (requests.begin (), requests.end ());
+      requests.erase (std::unique (requests.begin (), requests.end ()), requests.end ());
+      for (guint id : requests)
+        requestKeyframe (id);
+      requests.clear ();
+    }
+    if (lastHeard_ >= until)
+      break;
   }
-  std::sort (requests.begin (), requests.end ());
-  requests.erase (std::unique (requests.begin (), requests.end ()), requests.end ());
-  for (guint id : requests)
-    requestKeyframe (id);
 }
 
 void
