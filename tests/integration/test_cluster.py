@@ -334,9 +334,12 @@ class Cluster(unittest.TestCase):
         threads = [threading.Thread(target=viewer, args=(e,)) for e in self.edges]
         for t in threads:
             t.start()
-        wait_for(lambda: all(node_info(e)["pulls"] for e in self.edges), 15, "both edges to pull")
+        # A pull shows its upstream once the route is answered.
+        wait_for(lambda: all((p := node_info(e)["pulls"]) and p[0]["upstream"] for e in self.edges), 15,
+                 "both edges to pull from a known upstream")
         upstreams = {e.url: node_info(e)["pulls"][0]["upstream"] for e in self.edges}
-        relay_info = node_info(self.relay)
+        relay_info = wait_for(lambda: (r := node_info(self.relay))["pulls"] and r["pulls"][0]["upstream"]
+                              and r["downstream"] and r, 15, "the relay to pull for its downstream edge")
         for t in threads:
             t.join(60)
         for e in self.edges:
