@@ -118,6 +118,11 @@ struct GstXdnRelaySrcPrivate {
 
   GstTask *task = nullptr;
   GRecMutex taskLock;
+  /* The streaming thread pauses its task (flushing, EOS, no subscription)
+   * only while it is not being stopped: a pause after gst_task_stop() would
+   * leave the task waiting and gst_task_join() waiting for it. */
+  std::mutex pauseLock;     /* protects stopping */
+  bool stopping = false;
 };
 
 struct _GstXdnRelaySrc {
@@ -401,6 +406,16 @@ gst_xdn_relay_src_push_buffer (GstXdnRelaySrc * self, RelayEvent & ev)
   return false;
 }
 
+/* Pauses the task from its own thread, unless it is being stopped. */
+static void
+gst_xdn_relay_src_pause_task (GstXdnRelaySrc * self)
+{
+  GstXdnRelaySrcPrivate *priv = self->priv;
+  std::lock_guard<std::mutex> l (priv->pauseLock);
+  if (!priv->stopping)
+    gst_task_pause (priv->task);
+}
+
 static void
 gst_xdn_relay_src_loop (gpointer user_data)
 {
@@ -410,7 +425,7 @@ gst_xdn_relay_src_loop (gpointer user_data)
 
   auto sub = current_subscription (self);
   if (!sub) {
-    gst_task_pause (priv->task);
+    gst_xdn_relay_src_pause_task (self);
     return;
   }
   try {
@@ -457,7 +472,7 @@ gst_xdn_relay_src_loop (gpointer user_data)
     keep_going = false;
   }
   if (!keep_going)
-    gst_task_pause (priv->task);
+    gst_xdn_relay_src_pause_task (self);
 }
 
 struct WeakSrc {
@@ -611,11 +626,14 @@ gst_xdn_relay_src_do_change_state (GstElement * element, GstStateChange transiti
       }
       gst_task_pause (priv->task);
       break;
-    case GST_STATE_CHANGE_PAUSED_TO_READY:
+    case GST_STATE_CHANGE_PAUSED_TO_READY:{
       if (auto sub = current_subscription (self))
         sub->setInterrupted (true);
+      std::lock_guard<std::mutex> l (priv->pauseLock);
+      priv->stopping = true;
       gst_task_stop (priv->task);
       break;
+    }
     default:
       break;
   }
@@ -638,7 +656,11 @@ gst_xdn_relay_src_do_change_state (GstElement * element, GstStateChange transiti
         sub->setTimeBase (clock.get (), gst_element_get_base_time (element));
         sub->setInterrupted (false);
       }
-      gst_task_start (priv->task);
+      {
+        std::lock_guard<std::mutex> l (priv->pauseLock);
+        priv->stopping = false;
+        gst_task_start (priv->task);
+      }
       break;
     case GST_STATE_CHANGE_PLAYING_TO_PAUSED:
       ret = GST_STATE_CHANGE_NO_PREROLL;
