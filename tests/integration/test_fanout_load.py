@@ -5,41 +5,16 @@ after they all leave the node counts no viewer, its fan-out goes, and its
 resident memory is back within 10 % of what it was before the run.
 
 The number of viewers is XDN_FANOUT_LOAD_VIEWERS (default 200)."""
-import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xdnnode import BUILD_ROOT, Node, http, wait_for  # noqa: E402
+from xdnnode import DEMO_360P_CONFIG as DEMO_CONFIG, Node, http, wait_for  # noqa: E402
+from xdnnode import run_loadtest as loadtest  # noqa: E402
 
-LOADTEST = os.path.join(BUILD_ROOT, "apps", "loadtest", "xdn-loadtest")
-DEMO_CONFIG = "[demo]\nwidth=640\nheight=360\nbitrate-kbps=600\n"
 VIEWERS = int(os.environ.get("XDN_FANOUT_LOAD_VIEWERS", "200"))
-
-
-def loadtest(*args, timeout):
-    """Runs xdn-loadtest to the end; returns (exit status, JSON report, stdout, stderr)."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-        path = f.name
-    try:
-        proc = subprocess.Popen([LOADTEST, "--json", path, "--json-viewers", "--progress", "0", *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            raise AssertionError(f"xdn-loadtest did not end within {timeout}s:\n{out}\n{err[-3000:]}")
-        with open(path) as f:
-            text = f.read()
-        return proc.returncode, (json.loads(text) if text else None), out, err
-    finally:
-        os.unlink(path)
 
 
 def rss_kb(pid):

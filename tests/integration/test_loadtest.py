@@ -15,34 +15,8 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xdnnode import BUILD_ROOT, Node, wait_for  # noqa: E402
-
-LOADTEST = os.path.join(BUILD_ROOT, "apps", "loadtest", "xdn-loadtest")
-
-# The SRS benchmark's picture and bitrate: 360p at 600 kbit/s.
-DEMO_CONFIG = "[demo]\nwidth=640\nheight=360\nbitrate-kbps=600\n"
-
-
-def loadtest(*args, timeout=50):
-    """Runs xdn-loadtest to the end; returns (exit status, JSON report, stdout, stderr)."""
-    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
-        path = f.name
-    try:
-        proc = subprocess.Popen([LOADTEST, "--json", path, "--json-viewers", "--progress", "0", *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            raise AssertionError(f"xdn-loadtest did not end within {timeout}s:\n{out}\n{err[-3000:]}")
-        with open(path) as f:
-            text = f.read()
-        report = json.loads(text) if text else None
-        return proc.returncode, report, out, err
-    finally:
-        os.unlink(path)
+from xdnnode import DEMO_360P_CONFIG as DEMO_CONFIG, LOADTEST_BINARY as LOADTEST, Node, wait_for  # noqa: E402
+from xdnnode import run_loadtest as loadtest  # noqa: E402
 
 
 class LoadTest(unittest.TestCase):

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -456,3 +457,32 @@ class FakeNode:
     def wait_beating(self, timeout=5):
         wait_for(lambda: self.last_ok is not None, timeout, f"{self.id} to heartbeat")
         return self
+
+
+# ---------------------------------------------------------------- load tool
+
+LOADTEST_BINARY = os.path.join(BUILD_ROOT, "apps", "loadtest", "xdn-loadtest")
+# The SRS benchmark's picture and bitrate: 360p at 600 kbit/s.
+DEMO_360P_CONFIG = "[demo]\nwidth=640\nheight=360\nbitrate-kbps=600\n"
+
+
+def run_loadtest(*args, timeout=50):
+    """Runs xdn-loadtest to the end; returns (exit status, JSON report or
+    None, stdout, stderr). Kills it (and fails) after @timeout seconds."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        path = f.name
+    try:
+        proc = subprocess.Popen([LOADTEST_BINARY, "--json", path, "--json-viewers", "--progress", "0", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            raise AssertionError(f"xdn-loadtest did not end within {timeout}s:\n{out}\n{err[-3000:]}")
+        with open(path) as f:
+            text = f.read()
+        return proc.returncode, (json.loads(text) if text else None), out, err
+    finally:
+        os.unlink(path)
