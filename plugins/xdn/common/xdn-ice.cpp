@@ -9,6 +9,18 @@ configureWebRtcBin (GstElement *webrtcbin, const IceSettings &settings,
     std::string *error)
 {
   g_object_set (webrtcbin, "bundle-policy", 3 /* max-bundle */, NULL);
+
+  /* webrtcbin paces what it sends with a clocksync per stream, holding
+   * each buffer until its running time plus the pipeline's latency (the
+   * largest of every branch: an audio encoder alone reports 20 ms and
+   * more). Live encoders and relayed packets already come in real time,
+   * so that pacing only delays the picture: send as soon as it is made. */
+  g_signal_connect (webrtcbin, "deep-element-added",
+      G_CALLBACK (+[] (GstBin *, GstBin *, GstElement *element, gpointer) {
+        GstElementFactory *factory = gst_element_get_factory (element);
+        if (factory && g_strcmp0 (GST_OBJECT_NAME (factory), "clocksync") == 0)
+          g_object_set (element, "sync", FALSE, NULL);
+      }), nullptr);
   if (!settings.stunServer.empty ())
     g_object_set (webrtcbin, "stun-server", settings.stunServer.c_str (), NULL);
   if (!settings.turnServer.empty ())

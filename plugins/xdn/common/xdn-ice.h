@@ -18,7 +18,8 @@ struct IceSettings {
   std::string turnServer;  /* turn(s)://user:pass@host:port, empty for none */
 };
 
-/* Applies @settings to a webrtcbin before it gathers. Returns false and
+/* Applies @settings to a webrtcbin before it gathers, and turns off the
+ * clock pacing of what it sends (see the .cpp). Returns false and
  * fills @error when an address is refused by the agent. */
 bool configureWebRtcBin (GstElement *webrtcbin, const IceSettings &settings,
     std::string *error);
