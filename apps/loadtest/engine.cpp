@@ -91,6 +91,7 @@ Engine::Engine (Settings settings) : settings_ (std::move (settings))
   viewerSettings_.connectTimeoutUs = static_cast<int64_t> (settings_.connectTimeoutS * 1e6);
   viewerSettings_.lateThresholdUs = static_cast<int64_t> (settings_.lateMs * 1e3);
   viewerSettings_.stallTimeoutUs = static_cast<int64_t> (settings_.stallTimeoutS * 1e6);
+  viewerSettings_.verifyEvery = settings_.verifyEvery;
 }
 
 Engine::~Engine ()

@@ -38,6 +38,7 @@ struct Settings {
   double connectTimeoutS = 15;
   double lateMs = 100;
   double stallTimeoutS = 5;
+  unsigned verifyEvery = 1;  /* unsampled viewers authenticate 1 packet in this many */
   int serverPid = 0;
   double serverIdleS = 2;       /* measure the server's idle CPU this long first */
   unsigned httpConnections = 64;

@@ -67,7 +67,8 @@ main (int argc, char **argv)
 
   gchar *whep = nullptr, *whip = nullptr, *publishSize = nullptr, *ramp = nullptr, *json = nullptr, *iceAddress = nullptr, *token = nullptr,
         *logLevel = nullptr;
-  gint viewers = -1, publishers = -1, publishBitrate = 600, sample = 0, serverPid = 0, httpConnections = 64, vanish = 0;
+  gint viewers = -1, publishers = -1, publishBitrate = 600, sample = 0, serverPid = 0, httpConnections = 64, vanish = 0,
+       verifyEvery = 1;
   gdouble duration = 30, connectTimeout = 15, lateMs = 100, stallTimeout = 5, progress = 2,
           serverIdle = 2, tickMs = 2, vanishAfter = 5, playDelay = 2;
   gboolean perViewer = FALSE, quiet = FALSE;
@@ -107,6 +108,10 @@ main (int argc, char **argv)
         "A packet is late when its transit exceeds the smallest by this much (default 100)", "MS"},
     {"stall-timeout", 0, 0, G_OPTION_ARG_DOUBLE, &stallTimeout,
         "A connected viewer with no media for this long has failed (default 5)", "S"},
+    {"verify-every", 0, 0, G_OPTION_ARG_INT, &verifyEvery,
+        "Viewers that are not sampled authenticate and decrypt one SRTP packet in K and count the "
+        "others from their clear RTP header, to drive more viewers per core (default 1: every "
+        "packet)", "K"},
     {"server-pid", 0, 0, G_OPTION_ARG_INT, &serverPid,
         "Also measure this local process's CPU (the server) over the same window", "PID"},
     {"server-idle", 0, 0, G_OPTION_ARG_DOUBLE, &serverIdle,
@@ -190,6 +195,9 @@ main (int argc, char **argv)
   s.connectTimeoutS = connectTimeout;
   s.lateMs = lateMs;
   s.stallTimeoutS = stallTimeout;
+  if (verifyEvery < 1 || verifyEvery > 1024)
+    return usageError (context, "--verify-every must be between 1 and 1024");
+  s.verifyEvery = static_cast<unsigned> (verifyEvery);
   s.serverPid = serverPid;
   s.serverIdleS = serverIdle > 0 ? serverIdle : 0;
   if (httpConnections < 1 || httpConnections > 10000)

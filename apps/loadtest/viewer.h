@@ -39,6 +39,9 @@ struct ViewerSettings {
   int64_t rtcpIntervalUs = 1000000;
   int64_t consentIntervalUs = 5000000;
   int64_t consentTimeoutUs = 30000000;
+  /* Unsampled viewers authenticate and decrypt one SRTP packet in this
+   * many, and count the others from their clear RTP header. */
+  unsigned verifyEvery = 1;
 };
 
 enum class ViewerState {
@@ -220,6 +223,7 @@ private:
   uint32_t ssrc_ = 0;           /* ours, for RTCP */
   bool counting_ = true;
   int64_t firstMediaUs_ = 0;
+  unsigned unverified_ = 0;  /* packets counted without authentication since the last check */
   int64_t lastMediaUs_ = 0;
   int64_t nextRtcpUs_ = INT64_MAX;
   bool pliSent_ = false;

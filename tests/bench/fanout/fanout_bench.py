@@ -136,7 +136,7 @@ def measure(server, pid, url, viewers, args):
             "--whep", url, "--viewers", str(viewers), "--ramp", f"{args.ramp}/s",
             "--duration", str(args.hold), "--sample", str(sample), "--ice-address", ADDRESS,
             "--server-pid", str(pid), "--server-idle", "2", "--json-viewers",
-            "--connect-timeout", "20", timeout=ramp_s + args.hold + 90)
+            "--connect-timeout", "20", "--verify-every", "16", timeout=ramp_s + args.hold + 90)
     if report is None:
         raise RuntimeError(f"{server}: xdn-loadtest wrote no report (exit {status}):\n{err[-2000:]}")
     cpu = report["cpu"]

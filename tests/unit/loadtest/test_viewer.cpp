@@ -303,6 +303,31 @@ TEST (Viewer, JoinsAnIceLiteServerAndCountsWhatArrives)
   EXPECT_EQ (rig.viewer->state (), ViewerState::Finished);
 }
 
+/* --verify-every 4: after the first media packet, three in four are
+ * counted from their clear header and only every fourth is authenticated,
+ * so a tampered packet counts as received unless its turn comes. */
+TEST (Viewer, VerifyEveryKAuthenticatesOnePacketInK)
+{
+  ViewerRig rig;
+  rig.settings.verifyEvery = 4;
+  rig.start (rig.serverCtx->certificate ().fingerprint ().toString ());
+  ASSERT_TRUE (rig.pump (5000, [&] {
+    return rig.viewer->state () == ViewerState::Connected && rig.server.keyed;
+  })) << rig.viewer->result ().failReason;
+
+  /* 0 is checked (the first media), then 1, 2, 3 counted, 4 checked, ... */
+  for (uint16_t seq = 0; seq < 40; seq++)
+    rig.server.send (rig.server.rtp (96, seq, 3000u * seq, 1111, seq == 2 || seq == 8));
+  ASSERT_TRUE (rig.pump (3000, [&] {
+    const ViewerResult r = rig.viewer->result ();
+    return r.packets + r.authFailures == 40;
+  })) << rig.viewer->result ().packets;
+  const ViewerResult r = rig.viewer->result ();
+  EXPECT_EQ (r.packets, 39u);        /* 2 counted unchecked, 8 refused */
+  EXPECT_EQ (r.authFailures, 1u);
+  EXPECT_EQ (r.lost, 1u);
+}
+
 TEST (Viewer, UnansweredChecksFailInTheIcePhaseNamingTheCandidate)
 {
   ViewerRig rig;
