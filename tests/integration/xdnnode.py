@@ -466,13 +466,14 @@ LOADTEST_BINARY = os.path.join(BUILD_ROOT, "apps", "loadtest", "xdn-loadtest")
 DEMO_360P_CONFIG = "[demo]\nwidth=640\nheight=360\nbitrate-kbps=600\n"
 
 
-def run_loadtest(*args, timeout=50):
-    """Runs xdn-loadtest to the end; returns (exit status, JSON report or
-    None, stdout, stderr). Kills it (and fails) after @timeout seconds."""
+def run_loadtest(*args, timeout=50, wrapper=()):
+    """Runs xdn-loadtest to the end (under @wrapper, a command prefix such
+    as nsenter's); returns (exit status, JSON report or None, stdout,
+    stderr). Kills it (and fails) after @timeout seconds."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         path = f.name
     try:
-        proc = subprocess.Popen([LOADTEST_BINARY, "--json", path, "--json-viewers", "--progress", "0", *args],
+        proc = subprocess.Popen([*wrapper, LOADTEST_BINARY, "--json", path, "--json-viewers", "--progress", "0", *args],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
         try:

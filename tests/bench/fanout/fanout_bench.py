@@ -20,9 +20,14 @@ latency of the sampled viewers. A server stops rising at the first N where
 a viewer fails, the worst viewer gets under 99.9 % of its packets, or the
 sampled p95 exceeds the lone viewer's by more than 30 ms.
 
-Needs root (it makes its own network namespace, with a veth address,
-because Janus will not gather ICE candidates on loopback). Run on demand,
-never as a timed test:
+The servers and the viewers are in two network namespaces of their own,
+joined by a veth pair whose viewer end receives in its own kernel thread
+(threaded NAPI, with GRO), as a NIC would: on loopback the sending process
+pays for the receiving side's kernel work too, which is not the server's
+own cost (`--link loopback` measures that way instead). Janus would not
+gather ICE candidates on loopback anyway.
+
+Needs root (for the namespaces). Run on demand, never as a timed test:
 
     python3 tests/bench/fanout/fanout_bench.py
     python3 tests/bench/fanout/fanout_bench.py --servers fanout --viewers 1,500,1000,2000
@@ -42,7 +47,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "integration"))
 import janus  # noqa: E402
 from xdnnode import Node, free_port, gst_env, run_loadtest, wait_for  # noqa: E402
 
-ADDRESS = "10.77.0.1"  # the veth address every server and viewer uses
+ADDRESS = "10.77.0.1"  # the servers' address
+VIEWER_ADDRESS = "10.77.0.2"  # the viewers' (the same as the servers' with --link loopback)
 STREAM = "bench"
 SERVERS = ("fanout", "webrtcbin", "janus")
 MAX_LOSS_PERCENT = 0.1
@@ -50,18 +56,42 @@ MAX_LATENCY_RISE_MS = 30.0
 
 
 def in_private_netns():
-    """Re-runs this script in a new network namespace with lo and a veth
-    pair up (ADDRESS on one end), unless it already is in one."""
+    """Re-runs this script in new network and mount namespaces (the
+    servers') with lo and a veth pair up, ADDRESS on one end, unless it
+    already is in them."""
     if os.environ.get("XDN_BENCH_NETNS") == "1":
         return
     if os.geteuid() != 0:
-        sys.exit("fanout_bench: needs root to make its own network namespace")
-    setup = ("ip link set lo up && ip link add xdnb0 type veth peer name xdnb1 && "
-             f"ip addr add {ADDRESS}/24 dev xdnb0 && ip link set xdnb0 up && ip link set xdnb1 up && "
+        sys.exit("fanout_bench: needs root to make its own network namespaces")
+    setup = ("mount -t sysfs sysfs /sys && ip link set lo up && "
+             "ip link add xdnb0 type veth peer name xdnb1 && "
+             f"ip addr add {ADDRESS}/24 dev xdnb0 && ip link set xdnb0 up && "
              'exec "$@"')
     env = dict(os.environ, XDN_BENCH_NETNS="1")
-    os.execvpe("unshare", ["unshare", "-n", "sh", "-c", setup, "sh", sys.executable,
+    os.execvpe("unshare", ["unshare", "-n", "-m", "sh", "-c", setup, "sh", sys.executable,
                            *sys.argv], env)
+
+
+class ViewerHost:
+    """The viewers' network namespace, held by a sleeping process: the
+    veth's other end moves in, with VIEWER_ADDRESS, GRO on and its receive
+    work in a kernel thread of its own. Everything goes with the process."""
+
+    def __init__(self):
+        self.holder = subprocess.Popen(
+            ["unshare", "-n", "-m", "sh", "-c", "mount -t sysfs sysfs /sys && exec sleep 100000"],
+            start_new_session=True)
+        subprocess.run(["ip", "link", "set", "xdnb1", "netns", str(self.holder.pid)], check=True)
+        self.wrapper = ["nsenter", "-t", str(self.holder.pid), "-n", "-m"]
+        subprocess.run([*self.wrapper, "sh", "-c",
+                        "ip link set lo up && "
+                        f"ip addr add {VIEWER_ADDRESS}/24 dev xdnb1 && ip link set xdnb1 up && "
+                        "ethtool -K xdnb1 gro on && echo 1 > /sys/class/net/xdnb1/threaded"],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self):
+        self.holder.kill()
+        self.holder.wait()
 
 
 def source_command(node_urls, janus_ports):
@@ -125,7 +155,7 @@ class ProcWatch:
         self._thread.join()
 
 
-def measure(server, pid, url, viewers, args):
+def measure(server, pid, url, viewers, args, host):
     """One xdn-loadtest run of @viewers against @url; a row for the table."""
     watch = ProcWatch(pid)
     threads_before, rss_before_kb = watch.status()
@@ -134,9 +164,11 @@ def measure(server, pid, url, viewers, args):
     with watch:
         status, report, out, err = run_loadtest(
             "--whep", url, "--viewers", str(viewers), "--ramp", f"{args.ramp}/s",
-            "--duration", str(args.hold), "--sample", str(sample), "--ice-address", ADDRESS,
+            "--duration", str(args.hold), "--sample", str(sample),
+            "--ice-address", VIEWER_ADDRESS if host else ADDRESS,
             "--server-pid", str(pid), "--server-idle", "2", "--json-viewers",
-            "--connect-timeout", "20", "--verify-every", "16", timeout=ramp_s + args.hold + 90)
+            "--connect-timeout", "20", "--verify-every", "16", timeout=ramp_s + args.hold + 90,
+            wrapper=host.wrapper if host else ())
     if report is None:
         raise RuntimeError(f"{server}: xdn-loadtest wrote no report (exit {status}):\n{err[-2000:]}")
     cpu = report["cpu"]
@@ -198,6 +230,8 @@ def main():
     parser.add_argument("--sample", type=int, default=2, help="viewers that decode and read stamps")
     parser.add_argument("--janus-event-loops", type=int, default=0,
                         help="Janus's event_loops (0: its default, a thread per viewer)")
+    parser.add_argument("--link", choices=("veth", "loopback"), default="veth",
+                        help="how viewers reach the servers (see above)")
     parser.add_argument("--json", help="also write every row to this file")
     args = parser.parse_args()
     servers = [s for s in args.servers.split(",") if s]
@@ -210,20 +244,22 @@ def main():
 
     log_dir = tempfile.mkdtemp(prefix="fanout-bench-")
     nodes, targets, procs = {}, {}, []
-    jan = front = source = None
+    jan = front = source = host = None
     try:
+        if args.link == "veth":
+            host = ViewerHost()
         for egress in ("fanout", "webrtcbin"):
             if egress in servers:
                 node = Node("--egress", egress, "--ice-addresses", ADDRESS, "--max-viewers", "100000",
                             log_dir=log_dir).start()
                 nodes[egress] = node
-                targets[egress] = (node.proc.pid, node.whep_url(STREAM))
+                targets[egress] = (node.proc.pid, node.whep_url(STREAM).replace("127.0.0.1", ADDRESS))
         janus_ports = None
         if "janus" in servers:
             janus_ports = (free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM))
             jan = janus.Janus(ADDRESS, free_port(), *janus_ports, os.path.join(log_dir, "janus.log"),
                               event_loops=args.janus_event_loops).start(wait_for)
-            front = janus.WhepFront(0, jan.url).start()
+            front = janus.WhepFront(ADDRESS, jan.url).start()
             targets["janus"] = (jan.proc.pid, front.url)
         source = subprocess.Popen(source_command([n.whip_url(STREAM) for n in nodes.values()], janus_ports),
                                   env=gst_env(), stdout=subprocess.DEVNULL,
@@ -240,7 +276,7 @@ def main():
         for viewers in steps:
             for server in list(live):
                 pid, url = targets[server]
-                row = measure(server, pid, url, viewers, args)
+                row = measure(server, pid, url, viewers, args, host)
                 if server not in lone:
                     lone[server] = row["latencyP95Ms"] if row["latencyP95Ms"] >= 0 else None
                     row["broken"] = broken(row, None)
@@ -265,6 +301,8 @@ def main():
             jan.stop()
         for node in nodes.values():
             node.stop()
+        if host:
+            host.stop()
     print(f"logs: {log_dir}")
 
 

@@ -213,7 +213,7 @@ class WhepFront:
     """WHEP (POST offer, 201 answer, DELETE) in front of Janus's streaming
     plugin, on its own thread."""
 
-    def __init__(self, port, janus_url):
+    def __init__(self, address, janus_url):
         janus = janus_url
 
         class Handler(BaseHTTPRequestHandler):
@@ -265,10 +265,12 @@ class WhepFront:
                 except (OSError, RuntimeError):
                     pass
 
-        ThreadingHTTPServer.daemon_threads = True
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.request_queue_size = 256
-        self.url = f"http://127.0.0.1:{self.server.server_port}/whep"
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 256  # a ramp of viewers connects at once
+
+        self.server = Server((address, 0), Handler)
+        self.url = f"http://{address}:{self.server.server_port}/whep"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def start(self):
