@@ -96,7 +96,8 @@ class ViewerHost:
 
 def source_command(node_urls, janus_ports):
     """One encoder (stamped pictures, x264 constrained baseline, Opus),
-    teed to a WHIP publisher per node and to Janus's RTP ports. No branch
+    teed to a WHIP publisher per node and to Janus's RTP ports, payloaded
+    for Janus as xdnwhipsink payloads for the nodes. No branch
     waits for the clock: each server gets a packet as soon as it is made."""
     video = ["videotestsrc", "is-live=true", "pattern=smpte", "!",
              "video/x-raw,width=640,height=360,framerate=30/1", "!", "xdnlatencystamp", "!",
@@ -112,7 +113,7 @@ def source_command(node_urls, janus_ports):
     if janus_ports:
         video_port, audio_port = janus_ports
         outputs += ["v.", "!", "queue", "!", "rtph264pay", "config-interval=-1",
-                    f"pt={janus.VIDEO_PT}", "mtu=1200", "!", "udpsink", f"host={ADDRESS}",
+                    f"pt={janus.VIDEO_PT}", "aggregate-mode=zero-latency", "!", "udpsink", f"host={ADDRESS}",
                     f"port={video_port}", "sync=false",
                     "a.", "!", "queue", "!", "rtpopuspay", f"pt={janus.AUDIO_PT}", "!",
                     "udpsink", f"host={ADDRESS}", f"port={audio_port}", "sync=false"]
