@@ -182,6 +182,9 @@ FanoutEgress::stats () const
   gst_structure_get_uint64 (st, "retransmits", &s.retransmits);
   gst_structure_get_uint64 (st, "dropped", &s.dropped);
   gst_structure_get_uint64 (st, "keyframe-requests", &s.keyframeRequests);
+  gst_structure_get_uint64 (st, "transport-cc-feedbacks", &s.transportCcFeedbacks);
+  gst_structure_get_uint64 (st, "transport-cc-received", &s.transportCcReceived);
+  gst_structure_get_uint64 (st, "transport-cc-lost", &s.transportCcLost);
   gst_structure_get_int (st, "bound-port", &s.port);
   gst_structure_free (st);
   return s;

@@ -31,6 +31,9 @@ struct FanoutSettings {
 struct FanoutStats {
   guint64 viewers = 0, connected = 0, tracks = 0, packetsSent = 0, bytesSent = 0,
       retransmits = 0, dropped = 0, keyframeRequests = 0;
+  /* Transport-cc feedback from the viewers: messages, and the packets they
+   * reported received and not received. */
+  guint64 transportCcFeedbacks = 0, transportCcReceived = 0, transportCcLost = 0;
   int port = 0;
 };
 

@@ -1394,6 +1394,21 @@ Node::handleMetrics (SoupServerMessage *msg)
         "Packets skipped by viewers that fell behind, or refused by the kernel.");
     for (const auto &f : fanouts)
       m.sample ("xdn_fanout_dropped_total", f.second.dropped, {{"stream", f.first}});
+    m.family ("xdn_fanout_transport_cc_feedbacks_total", "counter",
+        "Transport-cc feedback messages the fan-out's viewers sent.");
+    for (const auto &f : fanouts)
+      m.sample ("xdn_fanout_transport_cc_feedbacks_total", f.second.transportCcFeedbacks,
+          {{"stream", f.first}});
+    m.family ("xdn_fanout_transport_cc_received_total", "counter",
+        "Packets the viewers' transport-cc feedback reported received.");
+    for (const auto &f : fanouts)
+      m.sample ("xdn_fanout_transport_cc_received_total", f.second.transportCcReceived,
+          {{"stream", f.first}});
+    m.family ("xdn_fanout_transport_cc_lost_total", "counter",
+        "Packets the viewers' transport-cc feedback reported not received.");
+    for (const auto &f : fanouts)
+      m.sample ("xdn_fanout_transport_cc_lost_total", f.second.transportCcLost,
+          {{"stream", f.first}});
   }
   {
     m.family ("xdn_pulls", "gauge", "Streams pulled from upstream now.");

@@ -23,7 +23,9 @@
  * handle for `remove-viewer`) and `answer` (the SDP answer: a=ice-lite,
  * a=setup:passive, one m-line per offered medium a track can serve, the
  * codec matched against the track's caps, rtcp-fb nack, nack pli, ccm fir,
- * goog-remb and transport-cc when offered), or %NULL when the offer cannot
+ * goog-remb and transport-cc when offered, and the transport-wide sequence
+ * number header extension when offered with transport-cc), or %NULL when
+ * the offer cannot
  * be served (a warning message says why). `remove-viewer` ends a viewer.
  * The element posts `xdn-fanout-viewer` element messages (`id`, `state`
  * "connected" or "removed", `reason`) and emits `viewer-removed` when a
@@ -38,8 +40,11 @@
  * buffer. NACKs are answered from a per-track history of the last
  * #GstXdnWebRtcFanout:history-packets packets (at most one second old).
  * Each viewer gets RTCP sender reports for its tracks about every second,
- * whose NTP and RTP times come from the buffers' running time. REMB and
- * transport-cc feedback are kept per viewer (#GstXdnWebRtcFanout:stats).
+ * whose NTP and RTP times come from the buffers' running time. A viewer
+ * that negotiated the transport-wide sequence number gets one on each of
+ * its packets (one counter across its tracks); REMB and transport-cc
+ * feedback (packets reported received and lost, the rate they arrived at)
+ * are kept per viewer (#GstXdnWebRtcFanout:stats).
  *
  * The socket is opened in NULL->READY (#GstXdnWebRtcFanout:bound-port is
  * known from then on) and closed in READY->NULL; viewers may be added from
@@ -659,6 +664,9 @@ gst_xdn_webrtc_fanout_stats (GstXdnWebRtcFanout * self)
       "stun-errors", G_TYPE_UINT64, s.stunErrors,
       "rate-limited", G_TYPE_UINT64, s.rateLimited,
       "invalid", G_TYPE_UINT64, s.invalid,
+      "transport-cc-feedbacks", G_TYPE_UINT64, s.transportCcFeedbacks,
+      "transport-cc-received", G_TYPE_UINT64, s.transportCcReceived,
+      "transport-cc-lost", G_TYPE_UINT64, s.transportCcLost,
       "threads", G_TYPE_UINT, guint (s.threads),
       "gso", G_TYPE_BOOLEAN, s.gso, nullptr);
   if (perViewer) {
@@ -683,6 +691,9 @@ gst_xdn_webrtc_fanout_stats (GstXdnWebRtcFanout * self)
               "rtcp-packets", G_TYPE_UINT64, v.rtcpPackets,
               "remb-bitrate", G_TYPE_UINT64, v.rembBitrate,
               "transport-cc-feedbacks", G_TYPE_UINT64, v.transportCcFeedbacks,
+              "transport-cc-received", G_TYPE_UINT64, v.transportCcReceived,
+              "transport-cc-lost", G_TYPE_UINT64, v.transportCcLost,
+              "transport-cc-bitrate", G_TYPE_UINT64, v.transportCcBitrate,
               "fraction-lost", G_TYPE_UINT, guint (v.fractionLost),
               "cumulative-lost", G_TYPE_INT64, gint64 (v.cumulativeLost),
               "jitter", G_TYPE_UINT, guint (v.jitter),

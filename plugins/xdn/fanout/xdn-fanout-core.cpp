@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -140,6 +141,36 @@ viewerStateName (int s)
   return "?";
 }
 
+/* What was sent to a viewer under each transport-wide sequence number
+ * (size and send time), for reading its transport-cc feedback: written by
+ * the viewer's sending thread, read by the receive thread. One word per
+ * slot, so neither side locks and a reader never sees half an entry. The
+ * stats use the sizes; the send times (microseconds, wrapping) are there
+ * for a delay-based estimate to compare with the arrival times. */
+class SentRing {
+public:
+  static constexpr size_t kSlots = 512;
+
+  void record (uint16_t seq, size_t size, Clock::time_point at)
+  {
+    const uint32_t us = static_cast<uint32_t> (
+        duration_cast<microseconds> (at.time_since_epoch ()).count ());
+    const uint64_t e = (uint64_t (seq) << 48) | (uint64_t (size & 0xffff) << 32) | us;
+    slots_[seq & (kSlots - 1)].store (e, std::memory_order_relaxed);
+  }
+  /* The size sent under @seq, if that is still in the ring (0: not). */
+  size_t sizeOf (uint16_t seq) const
+  {
+    const uint64_t e = slots_[seq & (kSlots - 1)].load (std::memory_order_relaxed);
+    if (uint16_t (e >> 48) != seq)
+      return 0;
+    return static_cast<size_t> ((e >> 32) & 0xffff);
+  }
+
+private:
+  std::array<std::atomic<uint64_t>, kSlots> slots_ {};   /* seq:16 size:16 send-us:32; 0: empty */
+};
+
 /* One viewer's counters: written by the fan-out's threads, read by stats. */
 struct ViewerCounters {
   explicit ViewerCounters (std::string i) : id (std::move (i)) {}
@@ -147,8 +178,12 @@ struct ViewerCounters {
   std::atomic<int> state {int (ViewerState::New)};
   std::atomic<unsigned> thread {0};
   std::atomic<uint64_t> packetsSent {0}, bytesSent {0}, retransmits {0}, nacks {0}, plis {0},
-      firs {0}, dropped {0}, rtcpPackets {0}, rembBitrate {0}, transportCc {0};
+      firs {0}, dropped {0}, rtcpPackets {0}, rembBitrate {0}, transportCc {0},
+      transportCcReceived {0}, transportCcLost {0}, transportCcBitrate {0};
   std::atomic<uint32_t> fractionLost {0}, jitter {0};
+  /* Set before the viewer reaches the threads when it negotiated the
+   * transport-wide sequence number; never changed after. */
+  std::unique_ptr<SentRing> sent;
   std::atomic<int64_t> cumulativeLost {0}, rttUs {-1};
   std::mutex lock;           /* protects address, profile */
   std::string address;
@@ -167,6 +202,7 @@ struct TrackSend {
   uint32_t clockRate;
   xdn::RtpRewriter rewriter;
   std::shared_ptr<PacketHistory> history;
+  uint8_t transportCcExtId = 0;  /* header extension id of the transport-wide seq; 0: none */
   bool waitKeyframe = false;
   bool started = false;
   /* out = in + delta for the current source (inSsrc): NACKs are mapped
@@ -217,6 +253,7 @@ struct ViewerSend {
   std::vector<TrackSend> tracks;
   uint64_t cursor = 0;                 /* next window index to send */
   std::vector<Retransmit> retransmits;
+  uint16_t transportSeq = 0;           /* the next transport-wide sequence number, across tracks */
   Clock::time_point nextReport;
   /* counted this round, added to counters at its end */
   uint64_t roundPackets = 0, roundBytes = 0, roundRetransmits = 0, roundDropped = 0;
@@ -341,7 +378,8 @@ struct FanoutCore::Impl {
 
   std::atomic<uint64_t> packetsIn {0}, bytesIn {0}, keyframeRequests {0},
       keyframeRequestsLimited {0}, plis {0}, firs {0}, nacks {0}, stunRequests {0},
-      stunErrors {0}, rateLimited {0}, invalid {0};
+      stunErrors {0}, rateLimited {0}, invalid {0}, transportCcFeedbacks {0},
+      transportCcReceived {0}, transportCcLost {0};
 
   ~Impl ();
   void wake ();
@@ -425,6 +463,8 @@ private:
   void run ();
   void apply (SendCommand &c);
   bool serve ();
+  size_t copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p, uint8_t *s);
+  void sent (ViewerSend &v, const TrackSend &t, size_t outSize);
   void sendPacket (ViewerSend &v, const Packet &p);
   void resend (ViewerSend &v, const Retransmit &r);
   void sendReports (ViewerSend &v, Clock::time_point now, bool bye);
@@ -454,6 +494,7 @@ private:
   size_t slotsUsed_ = 0;
   bool moreWork_ = false;
   Clock::time_point nextReports_;
+  Clock::time_point roundNow_;         /* the send time of this round's packets */
 };
 
 void
@@ -495,6 +536,7 @@ Sender::run ()
     incoming.clear ();
 
     const Clock::time_point now = Clock::now ();
+    roundNow_ = now;
     moreWork_ = serve ();
     if (now >= nextReports_) {
       for (auto &v : viewers_)
@@ -619,6 +661,48 @@ Sender::flush ()
   slotsUsed_ = 0;
 }
 
+/* Copies @p into the slot @s as @v gets it on track @t: the source's
+ * header extension (nothing the viewer negotiated) left out, and the
+ * viewer's transport-wide sequence number added as an RFC 8285 one-byte
+ * extension when it negotiated that. The common case (neither) is one
+ * copy. Returns the size. */
+size_t
+Sender::copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p, uint8_t *s)
+{
+  if (t.transportCcExtId == 0 && !p.hasExtension ()) {
+    p.copyTo (s);
+    return p.size ();
+  }
+  size_t at = p.csrcEnd ();
+  p.copyRange (s, 0, at);
+  if (t.transportCcExtId) {
+    s[0] |= 0x10;
+    wr16 (s + at, 0xBEDE);                 /* one-byte header form */
+    wr16 (s + at + 2, 1);                  /* one 32-bit word */
+    s[at + 4] = static_cast<uint8_t> ((t.transportCcExtId << 4) | 1);  /* id, length 2 - 1 */
+    wr16 (s + at + 5, v.transportSeq);
+    s[at + 7] = 0;                         /* padding */
+    at += 8;
+  } else {
+    s[0] &= ~0x10;
+  }
+  const size_t payload = p.size () - p.headerSize ();
+  p.copyRange (s + at, p.headerSize (), payload);
+  return at + payload;
+}
+
+/* A packet copied with copyForViewer went out: its transport-wide
+ * sequence number is used. */
+void
+Sender::sent (ViewerSend &v, const TrackSend &t, size_t outSize)
+{
+  if (t.transportCcExtId == 0)
+    return;
+  if (SentRing *ring = v.counters->sent.get ())
+    ring->record (v.transportSeq, outSize, roundNow_);
+  v.transportSeq++;
+}
+
 void
 Sender::sendPacket (ViewerSend &v, const Packet &p)
 {
@@ -633,8 +717,7 @@ Sender::sendPacket (ViewerSend &v, const Packet &p)
     t->waitKeyframe = false;
   }
   uint8_t *s = slot ();
-  p.copyTo (s);
-  const size_t size = p.size ();
+  const size_t size = copyForViewer (v, *t, p, s);
   if (!t->rewriter.rewrite (s, size))
     return;
   const uint16_t outSeq = rd16 (s + 2);
@@ -652,6 +735,7 @@ Sender::sendPacket (ViewerSend &v, const Packet &p)
     srtpErrors++;
     return;
   }
+  sent (v, *t, outSize);
   queue (v, s, outSize);
   v.roundPackets++;
   v.roundBytes += outSize;
@@ -672,8 +756,7 @@ Sender::resend (ViewerSend &v, const Retransmit &r)
     return;
   }
   uint8_t *s = slot ();
-  p->copyTo (s);
-  const size_t size = p->size ();
+  const size_t size = copyForViewer (v, *t, *p, s);
   s[1] = static_cast<uint8_t> ((s[1] & 0x80) | t->rewriter.payloadType ());
   wr16 (s + 2, r.seq);
   wr32 (s + 4, p->timestamp () + t->tsDelta);
@@ -683,6 +766,7 @@ Sender::resend (ViewerSend &v, const Retransmit &r)
     srtpErrors++;
     return;
   }
+  sent (v, *t, outSize);
   queue (v, s, outSize);
   v.roundRetransmits++;
   v.roundBytes += outSize;
@@ -1068,6 +1152,7 @@ FanoutCore::Impl::onConnected (ViewerRecv *v)
   send->address = v->selected.valid () ? v->selected : v->dtlsPeer;
   for (const auto &m : v->media) {
     TrackSend t (m.trackId, m.kind, m.clockRate, m.payloadType, m.ssrc, historyOf (m.trackId));
+    t.transportCcExtId = m.transportCcExtId;
     t.waitKeyframe = m.kind == MediaKind::Video;
     send->tracks.push_back (std::move (t));
   }
@@ -1151,15 +1236,50 @@ public:
   {
     v_.counters->rembBitrate = bitrate;
   }
-  void onTransportCc (uint32_t, uint32_t, uint16_t, uint16_t, int32_t, uint8_t) override
+  /* Which of the packets sent the viewer got, and the rate they reached
+   * it at: the sizes of those reported received (still in the sent ring)
+   * over the span of their arrival times on the viewer's clock. */
+  void onTransportCc (const RtcpTransportCc &fb) override
   {
-    v_.counters->transportCc++;
+    auto &c = *v_.counters;
+    const SentRing *ring = c.sent.get ();
+    uint64_t lost = 0, bytes = 0, earliestSize = 0;
+    int64_t earliest = 0, latest = 0;
+    bool any = false;
+    fb.forEach ([&] (uint16_t seq, bool received, int64_t arrivalUs) {
+      if (!received) {
+        lost++;
+        return;
+      }
+      const size_t size = ring ? ring->sizeOf (seq) : 0;
+      if (size == 0)
+        return;
+      bytes += size;
+      if (!any || arrivalUs < earliest) {
+        earliest = arrivalUs;
+        earliestSize = size;
+      }
+      if (!any || arrivalUs > latest)
+        latest = arrivalUs;
+      any = true;
+    });
+    c.transportCc++;
+    c.transportCcReceived += fb.received;
+    c.transportCcLost += lost;
+    /* The first arrival opens the span: the bytes after it arrived in it. */
+    if (any && latest > earliest)
+      c.transportCcBitrate = (bytes - earliestSize) * 8 * 1000000 / uint64_t (latest - earliest);
+    transportCcFeedbacks++;
+    transportCcReceived += fb.received;
+    transportCcLost += lost;
   }
+  void onMalformed (uint8_t, uint8_t) override { malformed++; }
   void onBye (uint32_t) override { bye = true; }
 
   std::vector<Retransmit> nacks;
   std::vector<uint32_t> keyframeTracks;
-  unsigned plis = 0, firs = 0;
+  unsigned plis = 0, firs = 0, malformed = 0;
+  uint64_t transportCcFeedbacks = 0, transportCcReceived = 0, transportCcLost = 0;
   bool bye = false;
 
 private:
@@ -1184,6 +1304,12 @@ FanoutCore::Impl::handleRtcp (ViewerRecv *v, uint8_t *data, size_t size, Clock::
   rtcpParse (data, plain, fb);
   plis += fb.plis;
   firs += fb.firs;
+  invalid += fb.malformed;
+  if (fb.transportCcFeedbacks) {
+    transportCcFeedbacks += fb.transportCcFeedbacks;
+    transportCcReceived += fb.transportCcReceived;
+    transportCcLost += fb.transportCcLost;
+  }
   if (!fb.nacks.empty ()) {
     v->counters->nacks += fb.nacks.size ();
     nacks += fb.nacks.size ();
@@ -1550,6 +1676,9 @@ FanoutCore::addViewer (std::string_view offer)
     }
 
     auto counters = std::make_shared<ViewerCounters> (id);
+    for (const auto &m : negotiation->accepted)
+      if (m.transportCcExtId && !counters->sent)
+        counters->sent = std::make_unique<SentRing> ();
     auto viewer = std::make_unique<ViewerRecv> (id, ufrag, pwd, counters, d.liveStates);
     viewer->cname = cname;
     viewer->media = negotiation->accepted;
@@ -1640,6 +1769,9 @@ FanoutCore::stats (bool perViewer) const
   s.stunErrors = d.stunErrors;
   s.rateLimited = d.rateLimited;
   s.invalid = d.invalid;
+  s.transportCcFeedbacks = d.transportCcFeedbacks;
+  s.transportCcReceived = d.transportCcReceived;
+  s.transportCcLost = d.transportCcLost;
   s.threads = d.senders.size ();
   s.gso = d.gso;
   if (perViewer)
@@ -1663,6 +1795,9 @@ FanoutCore::stats (bool perViewer) const
       v.rtcpPackets = c->rtcpPackets;
       v.rembBitrate = c->rembBitrate;
       v.transportCcFeedbacks = c->transportCc;
+      v.transportCcReceived = c->transportCcReceived;
+      v.transportCcLost = c->transportCcLost;
+      v.transportCcBitrate = c->transportCcBitrate;
       v.fractionLost = c->fractionLost;
       v.cumulativeLost = c->cumulativeLost;
       v.jitter = c->jitter;

@@ -13,8 +13,10 @@
  *   packet pushed by the streaming thread is appended (by reference) to
  *   each sending thread's window; the thread serves its viewers one after
  *   the other from their own position in that window: copy into a scratch
- *   slot, rewrite the header (payload type, SSRC, sequence number and
- *   timestamp through xdn::RtpRewriter), SRTP-protect, queue into its
+ *   slot (the source's header extension left out; the viewer's
+ *   transport-wide sequence number added when it negotiated it), rewrite
+ *   the header (payload type, SSRC, sequence number and timestamp through
+ *   xdn::RtpRewriter), SRTP-protect, queue into its
  *   UdpBatchSender; flushed per batch. A viewer that falls more than
  *   `viewerQueue` packets behind skips to the newest packet (its video waits
  *   for the next keyframe) instead of holding anyone back. The same thread
@@ -95,7 +97,15 @@ struct ViewerStats {
   uint64_t dropped = 0;         /* packets skipped because it fell behind */
   uint64_t rtcpPackets = 0;
   uint64_t rembBitrate = 0;     /* the viewer's last REMB, bits/s; 0: none */
+  /* Transport-wide CC feedback (when the viewer negotiated the
+   * transport-wide sequence number): messages, the packets they reported
+   * received and not received, and the rate the packets reported received
+   * reached the viewer at over the last message's span of arrival times
+   * (bits/s; 0: none yet). */
   uint64_t transportCcFeedbacks = 0;
+  uint64_t transportCcReceived = 0;
+  uint64_t transportCcLost = 0;
+  uint64_t transportCcBitrate = 0;
   uint32_t fractionLost = 0;    /* last receiver report, /256 */
   int64_t cumulativeLost = 0;
   uint32_t jitter = 0;
@@ -124,6 +134,10 @@ struct FanoutStats {
   uint64_t stunErrors = 0;       /* answered with an error */
   uint64_t rateLimited = 0;      /* datagrams dropped by per-address limits */
   uint64_t invalid = 0;          /* malformed, unauthenticated or from an unknown address */
+  /* Transport-cc feedback from every viewer, removed ones included. */
+  uint64_t transportCcFeedbacks = 0;
+  uint64_t transportCcReceived = 0;
+  uint64_t transportCcLost = 0;
   uint64_t threads = 0;          /* sending threads */
   bool gso = false;
   std::vector<ViewerStats> viewerList;  /* when asked for */

@@ -32,6 +32,23 @@ Packet::copyTo (uint8_t *out) const
 }
 
 void
+Packet::copyRange (uint8_t *out, size_t offset, size_t length) const
+{
+  for (size_t i = 0; i < segmentCount_ && length > 0; i++) {
+    const Segment &seg = segments_[i];
+    if (offset >= seg.size) {
+      offset -= seg.size;
+      continue;
+    }
+    const size_t n = std::min (seg.size - offset, length);
+    std::memcpy (out, seg.data + offset, n);
+    out += n;
+    length -= n;
+    offset = 0;
+  }
+}
+
+void
 Packet::init (uint32_t track, bool keyframe, std::chrono::steady_clock::time_point capture)
 {
   track_ = track;
@@ -52,6 +69,7 @@ Packet::init (uint32_t track, bool keyframe, std::chrono::steady_clock::time_poi
   if ((head[0] >> 6) != 2)
     return;
   size_t headerSize = 12 + 4 * size_t (head[0] & 0x0f);
+  const size_t csrcEnd = headerSize;
   if (head[0] & 0x10) {
     if (headerSize + 4 > have)
       return;
@@ -63,6 +81,8 @@ Packet::init (uint32_t track, bool keyframe, std::chrono::steady_clock::time_poi
   ts_ = rd32 (head + 4);
   ssrc_ = rd32 (head + 8);
   payloadSize_ = size_ - headerSize;
+  csrcEnd_ = csrcEnd;
+  extension_ = (head[0] & 0x10) != 0;
   valid_ = true;
 }
 

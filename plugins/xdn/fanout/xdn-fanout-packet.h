@@ -46,6 +46,12 @@ public:
   /* Bytes after the RTP header (CSRCs and extension included in the
    * header), padding included: the SR's octet count. */
   size_t payloadSize () const { return payloadSize_; }
+  /* The fixed header with its CSRCs (where a header extension would
+   * start), and the whole header (extension included). */
+  size_t csrcEnd () const { return csrcEnd_; }
+  size_t headerSize () const { return size_ - payloadSize_; }
+  /* The source packet carries a header extension (X bit). */
+  bool hasExtension () const { return extension_; }
   /* Starts a picture a decoder can start from (video only). */
   bool keyframe () const { return keyframe_; }
   /* When the packet's media was captured, on the steady clock (from the
@@ -56,6 +62,8 @@ public:
 
   /* Copies the whole packet to @out (size () bytes). */
   void copyTo (uint8_t *out) const;
+  /* Copies @length bytes from @offset (within size ()) to @out. */
+  void copyRange (uint8_t *out, size_t offset, size_t length) const;
 
 protected:
   Packet () = default;
@@ -74,6 +82,8 @@ private:
   uint32_t ts_ = 0;
   uint32_t ssrc_ = 0;
   size_t payloadSize_ = 0;
+  size_t csrcEnd_ = 0;
+  bool extension_ = false;
   std::chrono::steady_clock::time_point capture_;
   std::chrono::steady_clock::time_point arrival_;
 };

@@ -79,11 +79,27 @@ rtcpParse (const uint8_t *data, size_t size, RtcpVisitor &v)
                 if (nacks++ < kRtcpMaxNacksPerPacket)
                   v.onNack (sender, media, static_cast<uint16_t> (pid + bit + 1));
           }
-        } else if (count == 15 && body >= 20) {
+        } else if (count == 15) {
+          RtcpTransportCc fb;
+          fb.senderSsrc = sender;
+          fb.mediaSsrc = media;
+          if (body < 22) {
+            v.onMalformed (type, 15);
+            break;
+          }
+          fb.baseSeq = rd16 (p + 12);
+          fb.statusCount = rd16 (p + 14);
           int32_t ref = (int32_t (p[16]) << 16) | (int32_t (p[17]) << 8) | p[18];
           if (ref & 0x800000)
             ref -= 0x1000000;
-          v.onTransportCc (sender, media, rd16 (p + 12), rd16 (p + 14), ref, p[19]);
+          fb.referenceTime = ref;
+          fb.feedbackCount = p[19];
+          fb.chunks = p + 20;
+          fb.size = body - 20;
+          if (rtcpTransportCcCheck (fb.chunks, fb.size, fb.statusCount, &fb.received) == 0)
+            v.onMalformed (type, 15);
+          else
+            v.onTransportCc (fb);
         }
         break;
       }
@@ -112,6 +128,55 @@ rtcpParse (const uint8_t *data, size_t size, RtcpVisitor &v)
     }
   }
   return RtcpParseStatus::Ok;
+}
+
+size_t
+rtcpTransportCcCheck (const uint8_t *chunks, size_t size, uint16_t statusCount,
+    unsigned *received)
+{
+  /* At least one packet; the chunks then the deltas they announce, all
+   * within @size. */
+  if (statusCount == 0)
+    return 0;
+  size_t pos = 0, deltaBytes = 0;
+  unsigned left = statusCount, got = 0;
+  auto take = [&] (unsigned s, unsigned n) {
+    if (s == 1)
+      deltaBytes += n;
+    else if (s == 2)
+      deltaBytes += 2 * size_t (n);
+    if (s != 0)
+      got += n;
+    left -= n;
+  };
+  while (left > 0) {
+    if (size - pos < 2)
+      return 0;
+    const unsigned chunk = (unsigned (chunks[pos]) << 8) | chunks[pos + 1];
+    pos += 2;
+    if (!(chunk & 0x8000)) {
+      const unsigned s = (chunk >> 13) & 3;
+      const unsigned run = chunk & 0x1fff;
+      if (s == 3 || run == 0)
+        return 0;
+      take (s, std::min (run, left));
+    } else if (!(chunk & 0x4000)) {
+      for (int bit = 13; bit >= 0 && left > 0; bit--)
+        take ((chunk >> bit) & 1, 1);
+    } else {
+      for (int sh = 12; sh >= 0 && left > 0; sh -= 2) {
+        const unsigned s = (chunk >> sh) & 3;
+        if (s == 3)
+          return 0;
+        take (s, 1);
+      }
+    }
+  }
+  if (deltaBytes > size - pos)
+    return 0;
+  if (received)
+    *received = got;
+  return pos;
 }
 
 uint64_t

@@ -42,6 +42,76 @@ struct RtcpReportBlock {
   uint32_t delaySinceLastSr = 0;  /* 1/65536 s */
 };
 
+/* A transport-wide CC feedback message (RTPFB FMT 15,
+ * draft-holmer-rmcat-transport-wide-cc-extensions-01 3.1). The parser hands
+ * it on only when it is whole: its packet status chunks cover statusCount
+ * packets with no reserved symbol, and the receive delta of every packet
+ * reported received lies within the message. */
+struct RtcpTransportCc {
+  uint32_t senderSsrc = 0;
+  uint32_t mediaSsrc = 0;
+  uint16_t baseSeq = 0;
+  uint16_t statusCount = 0;     /* packets reported on, from baseSeq */
+  int32_t referenceTime = 0;    /* 64 ms units, 24-bit signed */
+  uint8_t feedbackCount = 0;
+  unsigned received = 0;        /* of statusCount, reported received */
+  const uint8_t *chunks = nullptr;  /* status chunks then receive deltas */
+  size_t size = 0;
+
+  /* Calls @fn (uint16_t seq, bool received, int64_t arrivalUs) for each
+   * packet from baseSeq on; arrivalUs (the reference time plus the receive
+   * deltas so far, on the viewer's clock) is meaningful when received. */
+  template <typename F> void forEach (F &&fn) const;
+};
+
+/* Checks a transport-cc message's chunks and deltas (@chunks: the bytes
+ * after the fixed 8-byte FCI head) for @statusCount packets. Returns the
+ * offset where the receive deltas start, or 0 when malformed; @received
+ * gets the number of packets reported received. */
+size_t rtcpTransportCcCheck (const uint8_t *chunks, size_t size, uint16_t statusCount,
+    unsigned *received);
+
+template <typename F>
+void
+RtcpTransportCc::forEach (F &&fn) const
+{
+  unsigned tmp = 0;
+  size_t delta = rtcpTransportCcCheck (chunks, size, statusCount, &tmp);
+  if (delta == 0)
+    return;
+  int64_t arrivalUs = int64_t (referenceTime) * 64000;
+  uint16_t seq = baseSeq;
+  unsigned left = statusCount;
+  /* Already checked: every read below is within the message. */
+  auto symbol = [&] (unsigned s) {
+    if (s == 1) {
+      arrivalUs += int64_t (chunks[delta]) * 250;
+      delta += 1;
+    } else if (s == 2) {
+      arrivalUs += int64_t (int16_t ((chunks[delta] << 8) | chunks[delta + 1])) * 250;
+      delta += 2;
+    }
+    fn (seq, s != 0, arrivalUs);
+    seq++;
+    left--;
+  };
+  for (size_t pos = 0; left > 0; pos += 2) {
+    const unsigned chunk = (unsigned (chunks[pos]) << 8) | chunks[pos + 1];
+    if (!(chunk & 0x8000)) {
+      /* run length: 2-bit symbol, 13-bit length */
+      const unsigned s = (chunk >> 13) & 3;
+      for (unsigned n = chunk & 0x1fff; n > 0 && left > 0; n--)
+        symbol (s);
+    } else if (!(chunk & 0x4000)) {
+      for (int bit = 13; bit >= 0 && left > 0; bit--)
+        symbol ((chunk >> bit) & 1);
+    } else {
+      for (int sh = 12; sh >= 0 && left > 0; sh -= 2)
+        symbol ((chunk >> sh) & 3);
+    }
+  }
+}
+
 /* Receives what a compound packet says. Default: ignore. */
 class RtcpVisitor {
 public:
@@ -56,10 +126,12 @@ public:
   /* REMB: the receiver's estimate for the SSRCs listed. */
   virtual void onRemb (uint32_t senderSsrc, uint64_t bitrate, const uint8_t *ssrcs,
       unsigned count) {}
-  /* Transport-wide CC feedback: base sequence number, packet status count,
-   * reference time (64 ms units) and feedback packet count. */
-  virtual void onTransportCc (uint32_t senderSsrc, uint32_t mediaSsrc, uint16_t baseSeq,
-      uint16_t statusCount, int32_t referenceTime, uint8_t feedbackCount) {}
+  /* Transport-wide CC feedback, checked whole (see RtcpTransportCc). */
+  virtual void onTransportCc (const RtcpTransportCc &feedback) {}
+  /* A feedback message of a known format whose contents do not hold
+   * together (a transport-cc message with truncated chunks or deltas):
+   * skipped. */
+  virtual void onMalformed (uint8_t type, uint8_t format) {}
   virtual void onBye (uint32_t ssrc) {}
 };
 

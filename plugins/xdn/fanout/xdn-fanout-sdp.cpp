@@ -133,7 +133,44 @@ iceCharsOk (std::string_view s)
   return true;
 }
 
+/* "3 URI", "3/recvonly URI [attributes]" (RFC 8285 8). */
+bool
+parseExtmap (std::string_view value, SdpExtmap &out)
+{
+  auto t = tokens (value);
+  if (t.size () < 2)
+    return false;
+  std::string_view id = t[0];
+  out.direction = SdpDirection::SendRecv;
+  if (auto slash = id.find ('/'); slash != std::string_view::npos) {
+    std::string_view dir = id.substr (slash + 1);
+    id = id.substr (0, slash);
+    if (dir == "sendonly")
+      out.direction = SdpDirection::SendOnly;
+    else if (dir == "recvonly")
+      out.direction = SdpDirection::RecvOnly;
+    else if (dir == "inactive")
+      out.direction = SdpDirection::Inactive;
+    else if (dir != "sendrecv")
+      return false;
+  }
+  if (!parseNumber (id, out.id) || out.id < 1 || out.id > 255)
+    return false;
+  out.uri = std::string (t[1]);
+  return true;
+}
+
 }  // namespace
+
+int
+SdpMediaOffer::extmapId (std::string_view uri) const
+{
+  for (const auto &e : extmaps)
+    if (e.uri == uri && (e.direction == SdpDirection::SendRecv ||
+        e.direction == SdpDirection::RecvOnly))
+      return e.id;
+  return 0;
+}
 
 std::optional<std::string>
 SdpCodecOffer::fmtpParameter (std::string_view name) const
@@ -193,6 +230,7 @@ sdpParseOffer (std::string_view text, std::string *error)
   std::string sessionUfrag, sessionPwd, sessionFingerprint, sessionSetup;
   /* rtcp-fb for "*", per m-line, merged at the end */
   std::vector<std::vector<std::string>> starFeedback;
+  std::vector<SdpExtmap> sessionExtmaps;
   bool sawVersion = false;
   size_t lineNo = 0;
 
@@ -277,6 +315,10 @@ sdpParseOffer (std::string_view text, std::string *error)
         sessionFingerprint = std::string (attr);
       } else if (name == "setup") {
         sessionSetup = std::string (attr);
+      } else if (name == "extmap") {
+        SdpExtmap e;
+        if (sessionExtmaps.size () < kSdpMaxExtmaps && parseExtmap (attr, e))
+          sessionExtmaps.push_back (std::move (e));
       }
       continue;
     }
@@ -313,6 +355,10 @@ sdpParseOffer (std::string_view text, std::string *error)
             c->feedback.push_back (fb);
         }
       }
+    } else if (name == "extmap") {
+      SdpExtmap e;
+      if (m->extmaps.size () < kSdpMaxExtmaps && parseExtmap (attr, e))
+        m->extmaps.push_back (std::move (e));
     } else if (name == "mid") {
       m->mid = std::string (attr);
     } else if (name == "sendrecv") {
@@ -352,6 +398,12 @@ sdpParseOffer (std::string_view text, std::string *error)
       m.fingerprint = sessionFingerprint;
     if (m.setup.empty ())
       m.setup = sessionSetup;
+    /* RFC 8285 6: a session-level extmap applies to every m-line (one of
+     * the m-line's own with the same id wins). */
+    for (const auto &e : sessionExtmaps)
+      if (std::none_of (m.extmaps.begin (), m.extmaps.end (),
+              [&e] (const SdpExtmap &x) { return x.id == e.id; }))
+        m.extmaps.push_back (e);
     for (auto &c : m.codecs)
       for (const auto &fb : starFeedback[i])
         if (c.feedback.size () < kSdpMaxFeedbackPerCodec &&
@@ -549,6 +601,11 @@ SdpAnswerer::answer (const SdpOffer &offer, const SdpAnswerParams &params,
       else if (fb == "transport-cc")
         a.transportCc = true;
     }
+    /* The transport-wide sequence number goes in a one-byte header
+     * (ids 1-14); an offer that only has a two-byte id for it gets none. */
+    if (a.transportCc)
+      if (const int ext = m.extmapId (kTransportWideCcUri); ext >= 1 && ext <= 14)
+        a.transportCcExtId = static_cast<uint8_t> (ext);
     uint32_t ssrc = 0;
     for (int tries = 0; tries < 64 && (ssrc == 0 || ssrcs.count (ssrc)); tries++)
       ssrc = params.newSsrc ? params.newSsrc () : static_cast<uint32_t> (0x10000 + i);
@@ -626,6 +683,10 @@ SdpAnswerer::answer (const SdpOffer &offer, const SdpAnswerParams &params,
       << "a=rtcp-mux\r\n";
     if (m.rtcpRsize)
       o << "a=rtcp-rsize\r\n";
+    /* Only the extension the fan-out writes (RFC 8285 6: the answer may
+     * leave out any offered). */
+    if (a->transportCcExtId)
+      o << "a=extmap:" << int (a->transportCcExtId) << " " << kTransportWideCcUri << "\r\n";
     o << "a=rtpmap:" << int (a->payloadType) << " " << codec->encodingName << "/"
       << codec->clockRate;
     if (codec->channels)

@@ -68,6 +68,19 @@ struct SdpCodecOffer {
 
 enum class SdpDirection { SendRecv, SendOnly, RecvOnly, Inactive };
 
+/* The transport-wide sequence number header extension
+ * (draft-holmer-rmcat-transport-wide-cc-extensions-01 2): the only one the
+ * fan-out writes. */
+constexpr const char *kTransportWideCcUri =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/* One a=extmap of an m-line (RFC 8285 8). */
+struct SdpExtmap {
+  int id = 0;                          /* 1-255 as offered */
+  SdpDirection direction = SdpDirection::SendRecv;  /* the offerer's; sendrecv when not written */
+  std::string uri;
+};
+
 struct SdpMediaOffer {
   std::string media;                   /* "video", "audio", "application", ... */
   uint16_t port = 0;
@@ -82,6 +95,10 @@ struct SdpMediaOffer {
   std::string fingerprint;             /* "sha-256 AB:CD:..." */
   std::string setup;                   /* "actpass", "active", "passive", "" */
   std::vector<SdpCodecOffer> codecs;   /* in the m-line's order */
+  std::vector<SdpExtmap> extmaps;      /* the m-line's, then the session's */
+
+  /* The id of the extension @uri the offerer can receive, or 0. */
+  int extmapId (std::string_view uri) const;
 };
 
 struct SdpOffer {
@@ -96,6 +113,7 @@ constexpr size_t kSdpMaxLineLength = 4096;
 constexpr size_t kSdpMaxMedia = 16;
 constexpr size_t kSdpMaxCodecsPerMedia = 64;
 constexpr size_t kSdpMaxFeedbackPerCodec = 16;
+constexpr size_t kSdpMaxExtmaps = 32;       /* per m-line, and at session level */
 
 /* Reads an offer. nullopt and @error set when it is not SDP this code can
  * read (too large, no v=0, a line too long, too many m-lines, an m-line
@@ -119,6 +137,10 @@ struct SdpAcceptedMedia {
   bool fir = false;
   bool remb = false;
   bool transportCc = false;
+  /* The RFC 8285 one-byte header extension id (1-14) of the transport-wide
+   * sequence number, echoed from the offer; 0: not negotiated (needs the
+   * extmap and rtcp-fb transport-cc in the offer). */
+  uint8_t transportCcExtId = 0;
 };
 
 /* What the answerer needs besides the offer. */

@@ -114,4 +114,80 @@ rtcpPacket (uint32_t ssrc, size_t extraWords, uint8_t fill = 0)
   return p;
 }
 
+/* A transport-cc feedback message (RTPFB FMT 15) written byte by byte:
+ * the chunks and receive deltas exactly as given, zero padding to 32 bits
+ * and the length field to match (or @lengthWords when >= 0, to lie). */
+struct TransportCcMessage {
+  uint32_t senderSsrc = 0x7e57;
+  uint32_t mediaSsrc = 0;
+  uint16_t baseSeq = 0;
+  uint16_t statusCount = 0;
+  int32_t referenceTime = 0;       /* 64 ms units */
+  uint8_t feedbackCount = 0;
+  std::vector<uint16_t> chunks;
+  std::vector<uint8_t> deltas;     /* 1 byte (small) or 2 (large) per received packet */
+  int lengthWords = -1;
+
+  /* Chunk writers (draft-holmer-rmcat-transport-wide-cc-extensions-01 3.1.3, 3.1.4). */
+  static uint16_t run (unsigned symbol, unsigned length)
+  {
+    return static_cast<uint16_t> ((symbol & 3) << 13 | (length & 0x1fff));
+  }
+  /* 14 one-bit symbols, first one in the most significant bit */
+  static uint16_t vector1 (const std::vector<int> &symbols)
+  {
+    uint16_t c = 0x8000;
+    for (size_t i = 0; i < symbols.size () && i < 14; i++)
+      c |= static_cast<uint16_t> ((symbols[i] & 1) << (13 - i));
+    return c;
+  }
+  /* 7 two-bit symbols */
+  static uint16_t vector2 (const std::vector<int> &symbols)
+  {
+    uint16_t c = 0xc000;
+    for (size_t i = 0; i < symbols.size () && i < 7; i++)
+      c |= static_cast<uint16_t> ((symbols[i] & 3) << (12 - 2 * i));
+    return c;
+  }
+  void small (uint8_t quarterMs) { deltas.push_back (quarterMs); }
+  void large (int16_t quarterMs)
+  {
+    deltas.push_back (static_cast<uint8_t> (uint16_t (quarterMs) >> 8));
+    deltas.push_back (static_cast<uint8_t> (quarterMs & 0xff));
+  }
+
+  std::vector<uint8_t> bytes () const
+  {
+    std::vector<uint8_t> p (20);
+    auto w16 = [&p] (size_t at, uint16_t v) {
+      p[at] = static_cast<uint8_t> (v >> 8);
+      p[at + 1] = static_cast<uint8_t> (v);
+    };
+    auto w32 = [&] (size_t at, uint32_t v) {
+      w16 (at, static_cast<uint16_t> (v >> 16));
+      w16 (at + 2, static_cast<uint16_t> (v));
+    };
+    p[0] = 0x80 | 15;
+    p[1] = 205;
+    w32 (4, senderSsrc);
+    w32 (8, mediaSsrc);
+    w16 (12, baseSeq);
+    w16 (14, statusCount);
+    const uint32_t ref = static_cast<uint32_t> (referenceTime) & 0xffffff;
+    p[16] = static_cast<uint8_t> (ref >> 16);
+    p[17] = static_cast<uint8_t> (ref >> 8);
+    p[18] = static_cast<uint8_t> (ref);
+    p[19] = feedbackCount;
+    for (uint16_t c : chunks) {
+      p.push_back (static_cast<uint8_t> (c >> 8));
+      p.push_back (static_cast<uint8_t> (c));
+    }
+    p.insert (p.end (), deltas.begin (), deltas.end ());
+    while (p.size () % 4)
+      p.push_back (0);
+    w16 (2, static_cast<uint16_t> (lengthWords >= 0 ? lengthWords : int (p.size () / 4) - 1));
+    return p;
+  }
+};
+
 }  // namespace fanouttest

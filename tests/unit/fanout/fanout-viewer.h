@@ -48,6 +48,14 @@ struct ReceivedRtp {
   uint32_t ts = 0;
   uint32_t ssrc = 0;
   std::vector<uint8_t> payload;
+  /* The header extension: its profile (0xBEDE: one-byte form), and the
+   * transport-wide sequence number if an element with the negotiated id
+   * carries it (-1: none). */
+  bool extension = false;
+  uint16_t extensionProfile = 0;
+  int transportSeq = -1;
+  size_t extensionSize = 0;  /* bytes of extension elements (after the 4-byte head) */
+  size_t wireSize = 0;       /* SRTP packet as received */
 };
 
 struct ReceivedSr {
@@ -69,6 +77,7 @@ struct OfferOptions {
   bool h264 = true;
   bool vp8 = true;
   bool feedback = true;        /* nack, nack pli, ccm fir, goog-remb, transport-cc */
+  bool transportWideCc = true; /* a=extmap:3 of the transport-wide sequence number */
   bool fingerprint = true;
 };
 
@@ -127,7 +136,8 @@ public:
       t << "a=setup:" << o.setup << "\r\n"
         << "a=mid:" << mid << "\r\n"
         << "a=extmap:1 urn:ietf:params:rtp-hdrext:toffset\r\n"
-        << "a=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n"
+        << (o.transportWideCc ? "a=extmap:3 http://www.ietf.org/id/"
+            "draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n" : "")
         << "a=recvonly\r\n";
       if (o.rtcpMux)
         t << "a=rtcp-mux\r\n";
@@ -236,6 +246,9 @@ public:
         candidates.push_back (address + ":" + std::to_string (cport));
         if (!server_.valid ())
           server_ = SockAddr::parse (address, static_cast<uint16_t> (cport));
+      } else if (auto e = value ("a=extmap:")) {
+        if (e->find ("transport-wide-cc") != std::string::npos)
+          transportCcExtId_ = std::stoi (*e);
       } else if (auto ss = value ("a=ssrc:")) {
         if (port != 0 && ss->find (" cname:") != std::string::npos)
           ssrcs_[kind] = static_cast<uint32_t> (std::stoul (ss->substr (0, ss->find (' '))));
@@ -255,6 +268,8 @@ public:
     return it == ssrcs_.end () ? 0 : it->second;
   }
   const std::string &serverUfrag () const { return serverUfrag_; }
+  /* The answer's extmap id of the transport-wide sequence number; 0: none. */
+  int transportCcExtId () const { return transportCcExtId_; }
 
   /* A Binding request as a controlling full agent sends it. */
   std::vector<uint8_t> bindingRequest (bool useCandidate = true, const std::string *password = nullptr)
@@ -465,7 +480,29 @@ private:
       r.seq = rd16 (data + 2);
       r.ts = rd32 (data + 4);
       r.ssrc = rd32 (data + 8);
-      const size_t header = 12 + 4 * (data[0] & 0x0f);
+      r.wireSize = n;
+      size_t header = 12 + 4 * (data[0] & 0x0f);
+      if ((data[0] & 0x10) && plain >= header + 4) {
+        r.extension = true;
+        r.extensionProfile = rd16 (data + header);
+        const size_t end = header + 4 + 4 * size_t (rd16 (data + header + 2));
+        r.extensionSize = end - header - 4;
+        /* RFC 8285 4.2: one-byte elements (ID, L = length - 1), 0 is padding */
+        for (size_t i = header + 4; r.extensionProfile == 0xBEDE && i < end && i < plain;) {
+          if (data[i] == 0) {
+            i++;
+            continue;
+          }
+          const int id = data[i] >> 4;
+          const size_t len = (data[i] & 0x0f) + 1u;
+          if (id == 15 || i + 1 + len > end)
+            break;
+          if (id == transportCcExtId_ && len == 2)
+            r.transportSeq = rd16 (data + i + 1);
+          i += 1 + len;
+        }
+        header = end;
+      }
       if (plain >= header)
         r.payload.assign (data + header, data + plain);
       received.push_back (std::move (r));
@@ -481,6 +518,7 @@ private:
   std::map<std::string, int> payloadTypes_;
   std::map<std::string, uint32_t> ssrcs_;
   std::set<std::array<uint8_t, 12>> sentTxids_;
+  int transportCcExtId_ = 0;
   bool iceOk_ = false;
   bool srtpReady_ = false;   /* stays set after DTLS closes: SRTP outlives it */
   std::unique_ptr<DtlsSession> dtls_;

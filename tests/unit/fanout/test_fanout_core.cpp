@@ -119,10 +119,11 @@ protected:
   }
 
   /* A viewer added, answered and connected (ICE, DTLS, SRTP). */
-  std::unique_ptr<TestViewer> connectViewer (std::string *id = nullptr)
+  std::unique_ptr<TestViewer> connectViewer (std::string *id = nullptr,
+      const fanouttest::OfferOptions &options = {})
   {
     auto v = std::make_unique<TestViewer> ();
-    auto r = core->addViewer (v->offer ());
+    auto r = core->addViewer (v->offer (options));
     EXPECT_TRUE (r.ok ()) << r.error;
     if (!r.ok ())
       return nullptr;
@@ -434,8 +435,9 @@ TEST_F (FanoutCoreTest, RembTransportCcAndReceiverReportsAreKeptPerViewer)
   const uint32_t ssrcs[] = {v->ssrc ("video")};
   size_t n = rtcpWriteRemb (b, sizeof (b), TestViewer::kOwnSsrc, 1500000, ssrcs, 1);
   ASSERT_TRUE (v->sendRtcp (b, n));
-  const uint8_t twcc[] = {0x8f, 205, 0, 5, 0, 0, 0x7e, 0x57, 0, 0, 0, 1,
-                          0x01, 0x2c, 0x00, 0x0c, 0x00, 0x00, 0x10, 0x04, 0x20, 0x0c, 0, 0};
+  const uint8_t twcc[] = {0x8f, 205, 0, 8, 0, 0, 0x7e, 0x57, 0, 0, 0, 1,
+                          0x01, 0x2c, 0x00, 0x0c, 0x00, 0x00, 0x10, 0x04, 0x20, 0x0c,
+                          4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0};
   ASSERT_TRUE (v->sendRtcp (twcc, sizeof (twcc)));
   ASSERT_TRUE (v->sendReceiverReport (v->ssrc ("video"), 64, 77));
   ASSERT_TRUE (waitFor ([&] {
@@ -650,4 +652,251 @@ TEST_F (FanoutCoreTest, HostileInputLeavesViewersUnaffected)
   ASSERT_TRUE (late);
   pushVideo (true);
   EXPECT_TRUE (late->pumpUntil ([&] { return late->count ("video") == 1; }, 2s));
+}
+
+namespace {
+
+/* Transport-wide sequence numbers of @v's packets, in arrival order. */
+std::vector<uint16_t>
+transportSeqs (const TestViewer &v)
+{
+  std::vector<uint16_t> out;
+  for (const auto &r : v.received) {
+    EXPECT_TRUE (r.extension);
+    EXPECT_EQ (r.extensionProfile, 0xBEDE);
+    EXPECT_GE (r.transportSeq, 0);
+    out.push_back (static_cast<uint16_t> (r.transportSeq));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_F (FanoutCoreTest, TransportWideSeqIsConsecutivePerViewerAcrossTracksAndRetransmissions)
+{
+  start ();
+  auto a = connectViewer ();
+  auto b = connectViewer ();
+  ASSERT_TRUE (a && b);
+  ASSERT_EQ (a->transportCcExtId (), 3);
+  pushVideo (true);
+  ASSERT_TRUE (a->pumpUntil ([&] { return a->count ("video") == 1; }, 2s));
+  /* one video packet of viewer a is lost on the way */
+  const uint16_t lost = static_cast<uint16_t> (a->received.back ().seq + 5);
+  a->dropOnce.insert (lost);
+  for (int i = 0; i < 20; i++) {
+    pushVideo (false);
+    pushAudio ();
+  }
+  for (TestViewer *v : {a.get (), b.get ()})
+    ASSERT_TRUE (v->pumpUntil ([&] {
+      return v->count ("video") == (v == a.get () ? 20u : 21u) && v->count ("audio") == 20;
+    }, 3s));
+
+  /* b: one counter over video and audio, no gap */
+  std::vector<uint16_t> seqs = transportSeqs (*b);
+  for (size_t i = 1; i < seqs.size (); i++)
+    EXPECT_EQ (seqs[i], static_cast<uint16_t> (seqs[i - 1] + 1)) << i;
+  /* a: the same, but for the packet lost */
+  seqs = transportSeqs (*a);
+  int gaps = 0;
+  for (size_t i = 1; i < seqs.size (); i++) {
+    const uint16_t step = static_cast<uint16_t> (seqs[i] - seqs[i - 1]);
+    EXPECT_TRUE (step == 1 || step == 2) << i;
+    gaps += step == 2;
+  }
+  EXPECT_EQ (gaps, 1);
+  /* the extension is added, the payload left as it was */
+  for (const auto &r : a->received) {
+    EXPECT_EQ (r.extensionSize, 4u);
+    if (r.pt == a->payloadType ("video")) {
+      EXPECT_EQ (r.payload.size (), 1000u);
+    }
+  }
+
+  /* the retransmission is a packet sent too: the next number */
+  const uint16_t last = seqs.back ();
+  ASSERT_TRUE (a->sendNack (a->ssrc ("video"), {lost}));
+  ASSERT_TRUE (a->pumpUntil ([&] { return a->count ("video") == 21; }, 2s));
+  const auto &again = a->received.back ();
+  EXPECT_EQ (again.seq, lost);
+  EXPECT_EQ (again.transportSeq, int (static_cast<uint16_t> (last + 1)));
+  auto original = h264Packet (static_cast<uint16_t> (65500 + 5), 0, 0, false);
+  EXPECT_TRUE (std::equal (again.payload.begin (), again.payload.end (), original.begin () + 12));
+  EXPECT_EQ (again.payload.size (), 1000u);
+}
+
+TEST_F (FanoutCoreTest, SourceExtensionsAreDroppedAndAViewerWithoutTheExtmapGetsNone)
+{
+  start ();
+  fanouttest::OfferOptions plain;
+  plain.transportWideCc = false;
+  auto with = connectViewer ();
+  auto without = connectViewer (nullptr, plain);
+  ASSERT_TRUE (with && without);
+  EXPECT_EQ (without->transportCcExtId (), 0);
+  /* The source's packets carry an extension of their own (id 1, 3 bytes),
+   * which no viewer negotiated. */
+  std::vector<std::vector<uint8_t>> sent;
+  for (int i = 0; i < 5; i++) {
+    auto p = h264Packet (static_cast<uint16_t> (200 + i), 3000u * i, kInSsrcVideo, i == 0, 600);
+    const uint8_t ext[] = {0xbe, 0xde, 0x00, 0x01, 0x12, 0xaa, 0xbb, 0xcc};
+    p[0] |= 0x10;
+    p.insert (p.begin () + 12, ext, ext + sizeof (ext));
+    core->push (makeBytesPacket (kVideo, p.data (), p.size (), i == 0));
+    sent.emplace_back (p.begin () + 20, p.end ());
+  }
+  for (TestViewer *v : {with.get (), without.get ()})
+    ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 5; }, 2s));
+  for (size_t i = 0; i < 5; i++) {
+    const auto &w = with->received[i];
+    EXPECT_TRUE (w.extension);
+    EXPECT_EQ (w.extensionSize, 4u) << "only the transport-wide sequence number";
+    EXPECT_EQ (w.transportSeq, int (i));
+    EXPECT_EQ (w.payload, sent[i]);
+    const auto &o = without->received[i];
+    EXPECT_FALSE (o.extension);
+    EXPECT_EQ (o.payload, sent[i]);
+    EXPECT_EQ (o.wireSize + 8, w.wireSize);
+  }
+  /* no header extension at all: nothing to rewrite, no extension added */
+  pushVideo (false, 300);
+  ASSERT_TRUE (without->pumpUntil ([&] { return without->count ("video") == 6; }, 2s));
+  EXPECT_FALSE (without->received.back ().extension);
+  EXPECT_EQ (without->received.back ().payload.size (), 300u);
+}
+
+TEST_F (FanoutCoreTest, TransportCcFeedbackIsReadIntoViewerStats)
+{
+  using fanouttest::TransportCcMessage;
+  start ();
+  auto v = connectViewer ();
+  auto other = connectViewer ();
+  ASSERT_TRUE (v && other);
+  pushVideo (true);
+  for (int i = 0; i < 9; i++)
+    pushVideo (false, 400 + 50 * i);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 10; }, 2s));
+  std::vector<uint16_t> t = transportSeqs (*v);
+  std::vector<uint64_t> w;
+  for (const auto &r : v->received)
+    w.push_back (r.wireSize);
+  ASSERT_EQ (t.size (), 10u);
+
+  /* 1: a run of four received, 1 ms apart */
+  TransportCcMessage f1;
+  f1.mediaSsrc = v->ssrc ("video");
+  f1.baseSeq = t[0];
+  f1.statusCount = 4;
+  f1.referenceTime = 100;
+  f1.chunks = {TransportCcMessage::run (1, 4)};
+  for (uint8_t d : {0, 4, 4, 4})
+    f1.small (d);
+  /* 2: one-bit vector, the first lost */
+  TransportCcMessage f2 = f1;
+  f2.baseSeq = t[4];
+  f2.statusCount = 3;
+  f2.feedbackCount = 1;
+  f2.chunks = {TransportCcMessage::vector1 ({0, 1, 1})};
+  f2.deltas.clear ();
+  f2.small (8);
+  f2.small (4);
+  /* 3: two-bit vector with large (one negative) deltas */
+  TransportCcMessage f3 = f1;
+  f3.baseSeq = t[7];
+  f3.statusCount = 3;
+  f3.feedbackCount = 2;
+  f3.chunks = {TransportCcMessage::vector2 ({2, 1, 2})};
+  f3.deltas.clear ();
+  f3.large (-40);   /* -10 ms */
+  f3.small (8);     /* +2 ms */
+  f3.large (12);    /* +3 ms */
+
+  auto viewerStats = [&] (bool mine) {
+    for (const auto &vs : core->stats (true).viewerList)
+      if ((vs.transportCcFeedbacks > 0) == mine)
+        return vs;
+    return ViewerStats ();
+  };
+  auto send = [&] (const TransportCcMessage &m) {
+    const auto b = m.bytes ();
+    ASSERT_TRUE (v->sendRtcp (b.data (), b.size ()));
+  };
+  send (f1);
+  ASSERT_TRUE (waitFor ([&] { return viewerStats (true).transportCcFeedbacks == 1; }, 2s));
+  ViewerStats s = viewerStats (true);
+  EXPECT_EQ (s.transportCcReceived, 4u);
+  EXPECT_EQ (s.transportCcLost, 0u);
+  /* three packets arrived after the first, within 3 ms */
+  EXPECT_EQ (s.transportCcBitrate, (w[1] + w[2] + w[3]) * 8 * 1000000 / 3000);
+
+  send (f2);
+  ASSERT_TRUE (waitFor ([&] { return viewerStats (true).transportCcFeedbacks == 2; }, 2s));
+  s = viewerStats (true);
+  EXPECT_EQ (s.transportCcReceived, 6u);
+  EXPECT_EQ (s.transportCcLost, 1u);
+  EXPECT_EQ (s.transportCcBitrate, w[6] * 8 * 1000000 / 1000);
+
+  send (f3);
+  ASSERT_TRUE (waitFor ([&] { return viewerStats (true).transportCcFeedbacks == 3; }, 2s));
+  s = viewerStats (true);
+  EXPECT_EQ (s.transportCcReceived, 9u);
+  EXPECT_EQ (s.transportCcLost, 1u);
+  /* arrivals -10, -8, -5 ms: the last two in 5 ms */
+  EXPECT_EQ (s.transportCcBitrate, (w[8] + w[9]) * 8 * 1000000 / 5000);
+
+  const ViewerStats untouched = viewerStats (false);
+  EXPECT_EQ (untouched.transportCcReceived, 0u);
+  EXPECT_EQ (untouched.transportCcBitrate, 0u);
+  const FanoutStats all = core->stats (false);
+  EXPECT_EQ (all.transportCcFeedbacks, 3u);
+  EXPECT_EQ (all.transportCcReceived, 9u);
+  EXPECT_EQ (all.transportCcLost, 1u);
+}
+
+TEST_F (FanoutCoreTest, HostileTransportCcIsRefusedAndTheViewerStaysServed)
+{
+  using fanouttest::TransportCcMessage;
+  start ();
+  auto v = connectViewer ();
+  ASSERT_TRUE (v);
+  pushVideo (true);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1; }, 2s));
+  const uint64_t invalidBefore = core->stats (false).invalid;
+
+  std::vector<TransportCcMessage> bad (4);
+  bad[0].statusCount = 40;                                   /* chunks cover 14 */
+  bad[0].chunks = {TransportCcMessage::vector1 ({1, 1})};
+  bad[1].statusCount = 200;                                  /* deltas missing */
+  bad[1].chunks = {TransportCcMessage::run (2, 200)};
+  bad[1].large (4);
+  bad[2].statusCount = 0xffff;                               /* count beyond the packet */
+  bad[2].chunks = {TransportCcMessage::run (1, 8191)};
+  bad[3].statusCount = 2;                                    /* reserved symbol */
+  bad[3].chunks = {TransportCcMessage::vector2 ({3, 3})};
+  for (const auto &m : bad) {
+    const auto b = m.bytes ();
+    ASSERT_TRUE (v->sendRtcp (b.data (), b.size ()));
+  }
+  ASSERT_TRUE (waitFor ([&] { return core->stats (false).invalid >= invalidBefore + 4; }, 2s));
+  auto s = core->stats (true);
+  EXPECT_EQ (s.transportCcFeedbacks, 0u);
+  ASSERT_EQ (s.viewerList.size (), 1u);
+  EXPECT_EQ (s.viewerList[0].transportCcFeedbacks, 0u);
+  EXPECT_EQ (s.viewerList[0].state, "connected");
+
+  /* still served, and well-formed feedback still read */
+  pushVideo (false);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 2; }, 2s));
+  TransportCcMessage good;
+  good.baseSeq = static_cast<uint16_t> (v->received[0].transportSeq);
+  good.statusCount = 2;
+  good.chunks = {TransportCcMessage::run (1, 2)};
+  good.small (0);
+  good.small (4);
+  const auto b = good.bytes ();
+  ASSERT_TRUE (v->sendRtcp (b.data (), b.size ()));
+  ASSERT_TRUE (waitFor ([&] { return core->stats (false).transportCcFeedbacks == 1; }, 2s));
+  EXPECT_EQ (core->stats (true).viewerList[0].transportCcBitrate,
+      v->received[1].wireSize * 8 * 1000000 / 1000);
 }

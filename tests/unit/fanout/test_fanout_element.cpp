@@ -285,6 +285,11 @@ TEST (WebRtcFanout, SilentViewerIsRemovedWithSignalMessageAndFreedState)
   ASSERT_EQ (gst_value_array_get_size (list), 1u);
   const GstStructure *vs = gst_value_get_structure (gst_value_array_get_value (list, 0));
   EXPECT_STREQ (gst_structure_get_string (vs, "state"), "connected");
+  for (const char *field : {"remb-bitrate", "transport-cc-feedbacks", "transport-cc-received",
+           "transport-cc-lost", "transport-cc-bitrate"})
+    EXPECT_TRUE (gst_structure_has_field_typed (vs, field, G_TYPE_UINT64)) << field;
+  for (const char *field : {"transport-cc-feedbacks", "transport-cc-received", "transport-cc-lost"})
+    EXPECT_TRUE (gst_structure_has_field_typed (s, field, G_TYPE_UINT64)) << field;
   gst_structure_free (s);
 
   const std::string reason = removedReasonFrom (h.bus, id, 3 * GST_SECOND);

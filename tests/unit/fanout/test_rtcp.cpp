@@ -23,6 +23,18 @@ struct Recorder : RtcpVisitor {
   int twcc = 0;
   uint16_t twccBase = 0, twccCount = 0;
   int32_t twccRef = 0;
+  unsigned twccReceived = 0;
+  struct TwccPacket {
+    uint16_t seq;
+    bool received;
+    int64_t arrivalUs;
+    bool operator== (const TwccPacket &o) const
+    {
+      return seq == o.seq && received == o.received && arrivalUs == o.arrivalUs;
+    }
+  };
+  std::vector<TwccPacket> twccPackets;
+  int malformed = 0;
   std::vector<uint32_t> byes;
 
   void onReportBlock (uint32_t, const RtcpReportBlock &b) override { blocks.push_back (b); }
@@ -35,13 +47,22 @@ struct Recorder : RtcpVisitor {
     for (unsigned i = 0; i < count; i++)
       rembSsrcs.push_back (rd32 (ssrcs + 4 * i));
   }
-  void onTransportCc (uint32_t, uint32_t, uint16_t base, uint16_t count, int32_t ref,
-      uint8_t) override
+  void onTransportCc (const RtcpTransportCc &fb) override
   {
     twcc++;
-    twccBase = base;
-    twccCount = count;
-    twccRef = ref;
+    twccBase = fb.baseSeq;
+    twccCount = fb.statusCount;
+    twccRef = fb.referenceTime;
+    twccReceived = fb.received;
+    twccPackets.clear ();
+    fb.forEach ([this] (uint16_t seq, bool received, int64_t arrivalUs) {
+      twccPackets.push_back ({seq, received, received ? arrivalUs : 0});
+    });
+  }
+  void onMalformed (uint8_t type, uint8_t format) override
+  {
+    if (type == 205 && format == 15)
+      malformed++;
   }
   void onBye (uint32_t ssrc) override { byes.push_back (ssrc); }
 };
@@ -88,9 +109,11 @@ TEST (FanoutRtcp, FeedbackMessagesAreRead)
   const uint32_t ssrcs[] = {0x2222, 0x4444};
   n = rtcpWriteRemb (b, sizeof (b), 9, 1500000, ssrcs, 2);
   compound.insert (compound.end (), b, b + n);
-  /* transport-cc: base 300, 12 statuses, reference time -5, count 4, one chunk */
-  const uint8_t twcc[] = {0x8f, 205, 0, 5, 0, 0, 0, 9, 0, 0, 0x22, 0x22,
-                          0x01, 0x2c, 0x00, 0x0c, 0xff, 0xff, 0xfb, 0x04, 0x20, 0x0c, 0, 0};
+  /* transport-cc: base 300, 12 statuses, reference time -5, count 4, one
+   * run-length chunk (12 received, small deltas), 12 deltas, padding */
+  const uint8_t twcc[] = {0x8f, 205, 0, 8, 0, 0, 0, 9, 0, 0, 0x22, 0x22,
+                          0x01, 0x2c, 0x00, 0x0c, 0xff, 0xff, 0xfb, 0x04, 0x20, 0x0c,
+                          4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0};
   compound.insert (compound.end (), twcc, twcc + sizeof (twcc));
   n = rtcpWriteBye (b, sizeof (b), 9);
   compound.insert (compound.end (), b, b + n);
@@ -166,4 +189,192 @@ TEST (FanoutRtcp, RandomBytesNeverReadOutOfBounds)
     rtcpParse (d.data (), d.size (), r);
   }
   SUCCEED ();
+}
+
+using fanouttest::TransportCcMessage;
+using TwccPacket = Recorder::TwccPacket;
+
+namespace {
+
+Recorder
+parseOne (const TransportCcMessage &m)
+{
+  Recorder r;
+  const auto b = m.bytes ();
+  EXPECT_EQ (rtcpParse (b.data (), b.size (), r), RtcpParseStatus::Ok);
+  return r;
+}
+
+}  // namespace
+
+TEST (FanoutRtcp, TransportCcRunLengthChunksGiveEachPacketAndItsArrival)
+{
+  TransportCcMessage m;
+  m.baseSeq = 65534;          /* wraps */
+  m.statusCount = 6;
+  m.referenceTime = 10;       /* 640 ms */
+  m.feedbackCount = 3;
+  m.chunks = {TransportCcMessage::run (1, 3), TransportCcMessage::run (0, 1),
+              TransportCcMessage::run (2, 2)};
+  m.small (4);                /* +1 ms */
+  m.small (0);
+  m.small (8);
+  m.large (-4);               /* -1 ms: reordered */
+  m.large (400);              /* +100 ms */
+  Recorder r = parseOne (m);
+  ASSERT_EQ (r.twcc, 1);
+  EXPECT_EQ (r.malformed, 0);
+  EXPECT_EQ (r.twccReceived, 5u);
+  const std::vector<TwccPacket> want = {{65534, true, 641000}, {65535, true, 641000},
+      {0, true, 643000}, {1, false, 0}, {2, true, 642000}, {3, true, 742000}};
+  EXPECT_EQ (r.twccPackets, want);
+}
+
+TEST (FanoutRtcp, TransportCcOneBitStatusVectorIgnoresSymbolsPastTheCount)
+{
+  TransportCcMessage m;
+  m.baseSeq = 500;
+  m.statusCount = 10;
+  m.referenceTime = -1;       /* -64 ms */
+  /* the last four symbols lie past the count: no deltas for them */
+  m.chunks = {TransportCcMessage::vector1 ({1, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1})};
+  m.small (1);
+  m.small (2);
+  m.small (3);
+  m.small (255);
+  Recorder r = parseOne (m);
+  ASSERT_EQ (r.twcc, 1);
+  EXPECT_EQ (r.twccReceived, 4u);
+  ASSERT_EQ (r.twccPackets.size (), 10u);
+  EXPECT_EQ (r.twccPackets[0], (TwccPacket {500, true, -64000 + 250}));
+  EXPECT_EQ (r.twccPackets[1], (TwccPacket {501, false, 0}));
+  EXPECT_EQ (r.twccPackets[2], (TwccPacket {502, true, -64000 + 750}));
+  EXPECT_EQ (r.twccPackets[3], (TwccPacket {503, true, -64000 + 1500}));
+  EXPECT_EQ (r.twccPackets[9], (TwccPacket {509, true, -64000 + 1500 + 63750}));
+}
+
+TEST (FanoutRtcp, TransportCcTwoBitStatusVectorThenARun)
+{
+  TransportCcMessage m;
+  m.baseSeq = 7;
+  m.statusCount = 9;
+  m.referenceTime = 0x7fffff;  /* the largest reference time */
+  m.chunks = {TransportCcMessage::vector2 ({2, 0, 1, 1, 0, 2, 1}),
+              TransportCcMessage::run (1, 2)};
+  m.large (-100);
+  m.small (2);
+  m.small (3);
+  m.large (1000);
+  m.small (255);
+  m.small (0);
+  m.small (1);
+  Recorder r = parseOne (m);
+  ASSERT_EQ (r.twcc, 1);
+  EXPECT_EQ (r.twccReceived, 7u);
+  const int64_t ref = int64_t (0x7fffff) * 64000;
+  const std::vector<TwccPacket> want = {{7, true, ref - 25000}, {8, false, 0},
+      {9, true, ref - 24500}, {10, true, ref - 23750}, {11, false, 0}, {12, true, ref + 226250},
+      {13, true, ref + 290000}, {14, true, ref + 290000}, {15, true, ref + 290250}};
+  EXPECT_EQ (r.twccPackets, want);
+}
+
+TEST (FanoutRtcp, TransportCcLongRunOfLossesIsBounded)
+{
+  TransportCcMessage m;
+  m.statusCount = 65535;
+  for (int i = 0; i < 8; i++)
+    m.chunks.push_back (TransportCcMessage::run (0, 8191));
+  m.chunks.push_back (TransportCcMessage::run (0, 7));
+  Recorder r = parseOne (m);
+  ASSERT_EQ (r.twcc, 1);
+  EXPECT_EQ (r.twccReceived, 0u);
+  EXPECT_EQ (r.twccPackets.size (), 65535u);
+}
+
+TEST (FanoutRtcp, MalformedTransportCcIsRefusedAndTheWalkGoesOn)
+{
+  std::vector<TransportCcMessage> bad (9);
+  bad[0].statusCount = 5;                                  /* no chunk at all */
+  bad[1].statusCount = 20;                                 /* chunks cover 14 */
+  bad[1].chunks = {TransportCcMessage::vector1 ({1})};
+  bad[1].small (1);
+  bad[2].statusCount = 5;                                  /* 5 deltas announced, 2 there */
+  bad[2].chunks = {TransportCcMessage::run (1, 5)};
+  bad[2].small (1);
+  bad[2].small (1);
+  bad[3].statusCount = 10;                                 /* 20 bytes of deltas announced */
+  bad[3].chunks = {TransportCcMessage::run (2, 10)};
+  bad[3].large (1);
+  bad[3].large (1);
+  bad[4].statusCount = 2;                                  /* reserved symbol in a run */
+  bad[4].chunks = {TransportCcMessage::run (3, 2)};
+  bad[4].small (1);
+  bad[4].small (1);
+  bad[5].statusCount = 3;                                  /* reserved symbol in a vector */
+  bad[5].chunks = {TransportCcMessage::vector2 ({1, 3, 1})};
+  bad[5].small (1);
+  bad[5].small (1);
+  bad[5].small (1);
+  bad[6].statusCount = 0;                                  /* reports on nothing */
+  bad[6].chunks = {TransportCcMessage::run (1, 1)};
+  bad[6].small (1);
+  bad[7].statusCount = 3;                                  /* empty run then nothing */
+  bad[7].chunks = {TransportCcMessage::run (1, 0)};
+  bad[8].statusCount = 65535;                              /* a run can never cover it */
+  bad[8].chunks = {TransportCcMessage::run (0, 8191)};
+  for (size_t i = 0; i < bad.size (); i++) {
+    std::vector<uint8_t> compound = bad[i].bytes ();
+    uint8_t b[64];
+    const size_t n = rtcpWritePli (b, sizeof (b), 9, 0x2222);
+    compound.insert (compound.end (), b, b + n);
+    Recorder r;
+    EXPECT_EQ (rtcpParse (compound.data (), compound.size (), r), RtcpParseStatus::Ok) << i;
+    EXPECT_EQ (r.twcc, 0) << i;
+    EXPECT_EQ (r.malformed, 1) << i;
+    EXPECT_EQ (r.plis.size (), 1u) << "the message after it is still read, " << i;
+  }
+
+  /* a length that runs past the datagram ends the walk */
+  TransportCcMessage lie;
+  lie.statusCount = 1;
+  lie.chunks = {TransportCcMessage::run (1, 1)};
+  lie.small (1);
+  lie.lengthWords = 40;
+  Recorder r;
+  const auto b = lie.bytes ();
+  EXPECT_EQ (rtcpParse (b.data (), b.size (), r), RtcpParseStatus::Truncated);
+  EXPECT_EQ (r.twcc, 0);
+}
+
+TEST (FanoutRtcp, RandomTransportCcContentsNeverReadOutOfBounds)
+{
+  fanouttest::Rng rng (23);
+  int accepted = 0;
+  for (int i = 0; i < 20000; i++) {
+    TransportCcMessage m;
+    m.statusCount = static_cast<uint16_t> (rng.below (2) ? rng.below (40) : rng.below (65536));
+    const size_t chunks = rng.below (12);
+    for (size_t c = 0; c < chunks; c++)
+      m.chunks.push_back (static_cast<uint16_t> (rng.below (65536)));
+    m.deltas.resize (rng.below (60));
+    rng.fill (m.deltas.data (), m.deltas.size ());
+    auto bytes = m.bytes ();
+    /* cut the message short in its own length field too, now and then */
+    if (rng.below (4) == 0 && bytes.size () > 24) {
+      bytes.resize (bytes.size () - 4);
+      bytes[2] = 0;
+      bytes[3] = static_cast<uint8_t> (bytes.size () / 4 - 1);
+    }
+    Recorder r;
+    rtcpParse (bytes.data (), bytes.size (), r);
+    if (r.twcc) {
+      accepted++;
+      ASSERT_EQ (r.twccPackets.size (), m.statusCount);
+      unsigned received = 0;
+      for (const auto &p : r.twccPackets)
+        received += p.received;
+      ASSERT_EQ (received, r.twccReceived);
+    }
+  }
+  EXPECT_GT (accepted, 0);
 }

@@ -433,3 +433,117 @@ TEST (FanoutSdp, HostileOffersAreRefusedWithoutHarm)
     }
   }
 }
+
+namespace {
+
+const std::string kTwccUri =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+/* The text of m-section @index (from its m= line to the next). */
+std::string
+section (const std::string &sdp, size_t index)
+{
+  size_t pos = 0;
+  for (size_t i = 0; i <= index; i++) {
+    pos = sdp.find ("\r\nm=", pos);
+    if (pos == std::string::npos)
+      return "";
+    pos += 2;
+  }
+  const size_t end = sdp.find ("\r\nm=", pos);
+  return "\r\n" + sdp.substr (pos, end == std::string::npos ? std::string::npos : end - pos + 2);
+}
+
+}  // namespace
+
+TEST (FanoutSdp, TransportWideCcExtmapIsEchoedWithTheOfferedIdPerMedia)
+{
+  /* Chromium's offer, with audio's extension under another id (RFC 8285
+   * lets each m-section have its own). */
+  std::string offer = chromiumOffer ();
+  const size_t audio = offer.find ("m=audio");
+  const size_t at = offer.find ("a=extmap:3 " + kTwccUri, audio);
+  ASSERT_NE (at, std::string::npos);
+  offer.replace (at, 11, "a=extmap:7 ");
+  std::string error;
+  auto n = SdpAnswerer ({h264Track (), opusTrack ()}).answer (offer, params (), &error);
+  ASSERT_TRUE (n) << error;
+  ASSERT_EQ (n->accepted.size (), 2u);
+  EXPECT_EQ (n->accepted[0].transportCcExtId, 3);
+  EXPECT_EQ (n->accepted[1].transportCcExtId, 7);
+  const std::string video = section (n->answer, 0), sound = section (n->answer, 1);
+  EXPECT_TRUE (has (video, "a=extmap:3 " + kTwccUri));
+  EXPECT_TRUE (has (video, "a=rtcp-fb:106 transport-cc"));
+  EXPECT_TRUE (has (sound, "a=extmap:7 " + kTwccUri));
+  EXPECT_TRUE (has (sound, "a=rtcp-fb:111 transport-cc"));
+  /* toffset was offered too: the fan-out does not write it */
+  EXPECT_EQ (countLines (n->answer, "a=extmap:"), 2u);
+  EXPECT_EQ (n->answer.find ("toffset"), std::string::npos);
+}
+
+TEST (FanoutSdp, NoExtmapWithoutTheExtensionOrTransportCcFeedback)
+{
+  std::string error;
+  OfferOptions noExt;
+  noExt.transportWideCc = false;
+  auto n = SdpAnswerer ({h264Track (), opusTrack ()}).answer (chromiumOffer (noExt), params (),
+      &error);
+  ASSERT_TRUE (n) << error;
+  EXPECT_EQ (n->answer.find ("a=extmap"), std::string::npos);
+  EXPECT_EQ (n->accepted[0].transportCcExtId, 0);
+  EXPECT_TRUE (n->accepted[0].transportCc);  /* the feedback is still agreed on */
+
+  /* the extension without rtcp-fb transport-cc: nobody would read it */
+  OfferOptions noFeedback;
+  noFeedback.feedback = false;
+  std::string offer = chromiumOffer (noFeedback);
+  for (size_t p; (p = offer.find ("a=rtcp-fb:111 transport-cc\r\n")) != std::string::npos;)
+    offer.erase (p, 28);
+  n = SdpAnswerer ({h264Track (), opusTrack ()}).answer (offer, params (), &error);
+  ASSERT_TRUE (n) << error;
+  EXPECT_EQ (n->answer.find ("a=extmap"), std::string::npos);
+  EXPECT_EQ (n->accepted[0].transportCcExtId, 0);
+  EXPECT_EQ (n->accepted[1].transportCcExtId, 0);
+}
+
+TEST (FanoutSdp, TransportWideCcExtmapTheViewerCannotReceiveOrTooLargeIsNotNegotiated)
+{
+  auto answerFor = [] (const std::string &extmap) {
+    std::string offer = chromiumOffer ();
+    for (size_t p; (p = offer.find ("a=extmap:3 " + kTwccUri)) != std::string::npos;)
+      offer.replace (p, 11 + kTwccUri.size (), extmap);
+    std::string error;
+    return SdpAnswerer ({h264Track (), opusTrack ()}).answer (offer, params (), &error);
+  };
+  auto n = answerFor ("a=extmap:3/sendonly " + kTwccUri);
+  ASSERT_TRUE (n);
+  EXPECT_EQ (n->accepted[0].transportCcExtId, 0);
+  n = answerFor ("a=extmap:20 " + kTwccUri);  /* two-byte form only */
+  ASSERT_TRUE (n);
+  EXPECT_EQ (n->accepted[0].transportCcExtId, 0);
+  n = answerFor ("a=extmap:0 " + kTwccUri);
+  ASSERT_TRUE (n);
+  EXPECT_EQ (n->accepted[0].transportCcExtId, 0);
+  n = answerFor ("a=extmap:5/recvonly " + kTwccUri);
+  ASSERT_TRUE (n);
+  EXPECT_EQ (n->accepted[0].transportCcExtId, 5);
+  EXPECT_TRUE (has (n->answer, "a=extmap:5 " + kTwccUri));
+  n = answerFor ("a=extmap:x " + kTwccUri);
+  ASSERT_TRUE (n);
+  EXPECT_EQ (n->accepted[0].transportCcExtId, 0);
+}
+
+TEST (FanoutSdp, SessionLevelExtmapAppliesToEveryMedia)
+{
+  OfferOptions o;
+  o.transportWideCc = false;
+  std::string offer = chromiumOffer (o);
+  const size_t at = offer.find ("a=msid-semantic");
+  ASSERT_NE (at, std::string::npos);
+  offer.insert (at, "a=extmap:9 " + kTwccUri + "\r\n");
+  std::string error;
+  auto n = SdpAnswerer ({h264Track (), opusTrack ()}).answer (offer, params (), &error);
+  ASSERT_TRUE (n) << error;
+  EXPECT_EQ (n->accepted[0].transportCcExtId, 9);
+  EXPECT_EQ (n->accepted[1].transportCcExtId, 9);
+}
