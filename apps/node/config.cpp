@@ -143,7 +143,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
       *relay_passphrase = nullptr, *relay_token = nullptr, *relay_packet_filter = nullptr;
   int http_port = -1, srt_port = -1, srt_latency = -1;
   /* G_MININT: not given, so that a negative value is seen (and refused). */
-  int relay_latency = G_MININT, relay_linger = G_MININT, max_viewers = G_MININT,
+  int relay_latency = G_MININT, relay_linger = G_MININT, max_viewers = G_MININT, max_sessions = G_MININT,
       max_downstream = G_MININT;
   gboolean demo = FALSE;
 
@@ -153,6 +153,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
     {"node-id", 0, 0, G_OPTION_ARG_STRING, &node_id, "Name of this node in the cluster (default: <hostname>-<http port>)", "ID"},
     {"region", 0, 0, G_OPTION_ARG_STRING, &region, "Region announced to the manager (default 'default')", "NAME"},
     {"max-viewers", 0, 0, G_OPTION_ARG_INT, &max_viewers, "WHEP viewers at once, announced as capacity (default 500)", "N"},
+    {"max-sessions", 0, 0, G_OPTION_ARG_INT, &max_sessions, "WebRTC sessions at once, WHIP and WHEP together (default 500)", "N"},
     {"max-downstream", 0, 0, G_OPTION_ARG_INT, &max_downstream, "Nodes pulling from this one at once, 0: no limit, not announced (default 0)", "N"},
     {"http-address", 0, 0, G_OPTION_ARG_STRING, &http_address, "HTTP listen address (default 0.0.0.0)", "ADDR"},
     {"http-port", 0, 0, G_OPTION_ARG_INT, &http_port, "HTTP port for WHIP, WHEP, the API and pages (default 8080)", "PORT"},
@@ -212,6 +213,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
     if (node_id) c->nodeId = node_id;
     if (region) c->region = region;
     if (max_viewers != G_MININT) c->maxViewers = max_viewers;
+    if (max_sessions != G_MININT) c->maxSessions = max_sessions;
     if (max_downstream != G_MININT) c->maxDownstream = max_downstream;
     if (manager) c->manager = manager;
     if (cluster_token) c->clusterToken = cluster_token;

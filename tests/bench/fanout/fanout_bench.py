@@ -251,7 +251,7 @@ def main():
             host = ViewerHost()
         for egress in ("fanout", "webrtcbin"):
             if egress in servers:
-                node = Node("--egress", egress, "--ice-addresses", ADDRESS, "--max-viewers", "100000",
+                node = Node("--egress", egress, "--ice-addresses", ADDRESS, "--max-viewers", "100000", "--max-sessions", "100000",
                             log_dir=log_dir).start()
                 nodes[egress] = node
                 targets[egress] = (node.proc.pid, node.whep_url(STREAM).replace("127.0.0.1", ADDRESS))
