@@ -116,13 +116,19 @@ FanoutEgress::stop ()
 }
 
 /* Any thread: the element's warning for a refused offer comes from the thread
- * that called add-viewer; the end of the stream from a streaming thread. */
+ * that called add-viewer; the end of the stream from a streaming thread.
+ * Every message is dropped here, and a sync handler that drops a message owns
+ * it: unreffed on every path, or each one (two per viewer, and the state
+ * changes) would keep its source element, and with it the whole pipeline,
+ * alive for good. */
 GstBusSyncReply
 FanoutEgress::onBusSync (GstBus *, GstMessage *msg, gpointer data)
 {
   auto self = static_cast<std::weak_ptr<FanoutEgress> *> (data)->lock ();
-  if (!self)
+  if (!self) {
+    gst_message_unref (msg);
     return GST_BUS_DROP;
+  }
   switch (GST_MESSAGE_TYPE (msg)) {
     case GST_MESSAGE_WARNING: {
       GError *err = nullptr;
@@ -161,6 +167,7 @@ FanoutEgress::onBusSync (GstBus *, GstMessage *msg, gpointer data)
     default:
       break;
   }
+  gst_message_unref (msg);
   return GST_BUS_DROP;
 }
 

@@ -181,6 +181,9 @@ SrtIngestServer::Publisher::onBusMessage (GstBus *, GstMessage *msg, gpointer da
     default:
       break;
   }
+  /* Dropped here, so ours to unref: a message kept would keep its source
+   * element (and the publisher's pipeline) alive. */
+  gst_message_unref (msg);
   return GST_BUS_DROP;
 }
 

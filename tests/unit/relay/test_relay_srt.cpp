@@ -162,6 +162,7 @@ private:
       self->eos_ = true;
     }
     self->cond_.notify_all ();
+    gst_message_unref (msg);  /* a sync handler that drops a message owns it */
     return GST_BUS_DROP;
   }
 
