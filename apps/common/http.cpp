@@ -78,6 +78,15 @@ onGotHeaders (SoupServerMessage *msg, gpointer user_data)
 {
   auto *self = static_cast<Server *> (user_data);
   SoupMessageHeaders *headers = soup_server_message_get_request_headers (msg);
+  /* libsoup before 3.3 never frees a kept-alive connection that the client
+   * closes while it is idle (its socket stays in CLOSE-WAIT, its objects and
+   * buffers stay allocated): every WHEP viewer, every browser tab would
+   * leave one behind. There, one request per connection; WebSocket
+   * upgrades keep theirs (the connection leaves the server). */
+  static const bool keepAliveLeaks = !soup_check_version (3, 3, 0);
+  if (keepAliveLeaks && !soup_message_headers_header_contains (headers, "Upgrade", "websocket"))
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+        "Connection", "close");
   goffset length = soup_message_headers_get_content_length (headers);
   if (soup_message_headers_get_encoding (headers) == SOUP_ENCODING_CONTENT_LENGTH &&
       length > (goffset) self->settings ().maxBodyBytes) {
