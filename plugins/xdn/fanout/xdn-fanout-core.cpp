@@ -61,6 +61,11 @@ constexpr double kStrangerRate = 10, kStrangerBurst = 20;
 constexpr double kViewerRate = 2000, kViewerBurst = 500;
 constexpr size_t kMaxStrangers = 4096;
 constexpr milliseconds kHousekeeping {100};
+/* How long a sending thread waits for the rest of a picture once its first
+ * packets are in. A payloader sends a picture's packets in one burst: when
+ * they are all sent in one round, each viewer's go out as one GSO batch (a
+ * single trip through the kernel) instead of one by one. */
+constexpr microseconds kPictureHold {1500};
 
 std::string
 randomString (size_t n)
@@ -402,7 +407,9 @@ struct FanoutCore::Impl {
   void requestKeyframe (uint32_t track);
   void flushKeyframeRequests ();
   void keyframeArrived (uint32_t track);
-  std::shared_ptr<PacketHistory> historyOf (uint32_t track);
+  /* The track's packet history (null: no such track); @video: whether it
+   * is a video track. */
+  std::shared_ptr<PacketHistory> historyOf (uint32_t track, bool *video = nullptr);
   void postSend (unsigned sender, SendCommand c);
 };
 
@@ -428,8 +435,11 @@ public:
       thread_.join ();
   }
 
-  void push (const PacketRef &packet)
+  /* @pictureOpen: a video packet with more of its picture to come (no
+   * marker bit): the round waits for them, at most kPictureHold. */
+  void push (const PacketRef &packet, bool pictureOpen)
   {
+    bool opens = false;
     {
       std::lock_guard<std::mutex> l (lock_);
       if (viewerCount_.load (std::memory_order_relaxed) == 0)
@@ -439,8 +449,14 @@ public:
         incomingDropped_++;
       }
       incoming_.push_back (packet);
+      opens = pictureOpen && !pictureOpen_;
+      if (opens)
+        pictureOpenSince_ = Clock::now ();
+      pictureOpen_ = pictureOpen;
     }
-    cond_.notify_one ();
+    /* The middle of a picture wakes nobody: the thread already holds for it. */
+    if (!pictureOpen || opens)
+      cond_.notify_one ();
   }
 
   void command (SendCommand c)
@@ -477,12 +493,15 @@ private:
   FanoutCore::Impl &core_;
   std::thread thread_;
 
-  std::mutex lock_;                    /* protects incoming_, commands_, stopping_, incomingDropped_ */
+  std::mutex lock_;                    /* protects incoming_, commands_, stopping_, incomingDropped_,
+                                        * pictureOpen_, pictureOpenSince_ */
   std::condition_variable cond_;
   std::deque<PacketRef> incoming_;
   std::vector<SendCommand> commands_;
   bool stopping_ = false;
   uint64_t incomingDropped_ = 0;
+  bool pictureOpen_ = false;           /* the newest packet is not the end of its picture */
+  Clock::time_point pictureOpenSince_;
   std::atomic<size_t> viewerCount_ {0};
 
   /* Sending thread only. */
@@ -507,10 +526,17 @@ Sender::run ()
     uint64_t lost = 0;
     {
       std::unique_lock<std::mutex> l (lock_);
-      if (!moreWork_ && !stopping_)
-        cond_.wait_until (l, nextReports_, [this] {
-          return stopping_ || !incoming_.empty () || !commands_.empty ();
-        });
+      if (!moreWork_ && !stopping_) {
+        /* Woken by the last packet of a picture, audio, a command, or the
+         * end of the hold of a picture whose last packet is late. */
+        auto ready = [this] {
+          return stopping_ || !commands_.empty () || (!incoming_.empty () && !pictureOpen_);
+        };
+        cond_.wait_until (l, nextReports_, [&] { return ready () || (pictureOpen_ && !incoming_.empty ()); });
+        if (!ready () && pictureOpen_)
+          cond_.wait_until (l, std::min (nextReports_, pictureOpenSince_ + kPictureHold), ready);
+        pictureOpen_ = false;
+      }
       exiting = stopping_;
       commands.swap (commands_);
       incoming.assign (std::make_move_iterator (incoming_.begin ()),
@@ -888,11 +914,15 @@ FanoutCore::Impl::sendTo (const SockAddr &to, const uint8_t *data, size_t size)
 }
 
 std::shared_ptr<PacketHistory>
-FanoutCore::Impl::historyOf (uint32_t track)
+FanoutCore::Impl::historyOf (uint32_t track, bool *video)
 {
   std::lock_guard<std::mutex> l (tracksLock);
   auto it = tracks.find (track);
-  return it == tracks.end () ? nullptr : it->second.history;
+  if (it == tracks.end ())
+    return nullptr;
+  if (video)
+    *video = it->second.codec.kind == MediaKind::Video;
+  return it->second.history;
 }
 
 void
@@ -1602,14 +1632,16 @@ FanoutCore::push (PacketRef packet)
     impl_->invalid++;
     return;
   }
-  std::shared_ptr<PacketHistory> history = impl_->historyOf (packet->track ());
+  bool video = false;
+  std::shared_ptr<PacketHistory> history = impl_->historyOf (packet->track (), &video);
   if (!history)
     return;  /* no caps on the track yet */
   history->add (packet);
   if (packet->keyframe () && impl_->keyframesPending.load (std::memory_order_relaxed))
     impl_->keyframeArrived (packet->track ());
+  const bool pictureOpen = video && !packet->marker ();
   for (auto &s : impl_->senders)
-    s->push (packet);
+    s->push (packet, pictureOpen);
 }
 
 FanoutCore::AddResult

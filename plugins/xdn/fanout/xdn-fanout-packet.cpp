@@ -80,6 +80,7 @@ Packet::init (uint32_t track, bool keyframe, std::chrono::steady_clock::time_poi
   seq_ = rd16 (head + 2);
   ts_ = rd32 (head + 4);
   ssrc_ = rd32 (head + 8);
+  marker_ = (head[1] & 0x80) != 0;
   payloadSize_ = size_ - headerSize;
   csrcEnd_ = csrcEnd;
   extension_ = (head[0] & 0x10) != 0;

@@ -43,6 +43,8 @@ public:
   uint16_t seq () const { return seq_; }
   uint32_t timestamp () const { return ts_; }
   uint32_t ssrc () const { return ssrc_; }
+  /* The RTP marker bit: for video, the last packet of a picture. */
+  bool marker () const { return marker_; }
   /* Bytes after the RTP header (CSRCs and extension included in the
    * header), padding included: the SR's octet count. */
   size_t payloadSize () const { return payloadSize_; }
@@ -81,6 +83,7 @@ private:
   uint16_t seq_ = 0;
   uint32_t ts_ = 0;
   uint32_t ssrc_ = 0;
+  bool marker_ = false;
   size_t payloadSize_ = 0;
   size_t csrcEnd_ = 0;
   bool extension_ = false;

@@ -66,6 +66,7 @@ def in_private_netns():
     setup = ("mount -t sysfs sysfs /sys && ip link set lo up && "
              "ip link add xdnb0 type veth peer name xdnb1 && "
              f"ip addr add {ADDRESS}/24 dev xdnb0 && ip link set xdnb0 up && "
+             "tc qdisc replace dev xdnb0 root pfifo limit 50000 && "
              'exec "$@"')
     env = dict(os.environ, XDN_BENCH_NETNS="1")
     os.execvpe("unshare", ["unshare", "-n", "-m", "sh", "-c", setup, "sh", sys.executable,
@@ -80,13 +81,13 @@ class ViewerHost:
     def __init__(self):
         self.holder = subprocess.Popen(
             ["unshare", "-n", "-m", "sh", "-c", "mount -t sysfs sysfs /sys && exec sleep 100000"],
-            start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
         subprocess.run(["ip", "link", "set", "xdnb1", "netns", str(self.holder.pid)], check=True)
         self.wrapper = ["nsenter", "-t", str(self.holder.pid), "-n", "-m"]
         subprocess.run([*self.wrapper, "sh", "-c",
                         "ip link set lo up && "
                         f"ip addr add {VIEWER_ADDRESS}/24 dev xdnb1 && ip link set xdnb1 up && "
-                        "ethtool -K xdnb1 gro on && echo 1 > /sys/class/net/xdnb1/threaded"],
+                        "ethtool -K xdnb1 gro on rx-udp-gro-forwarding on && echo 1 > /sys/class/net/xdnb1/threaded"],
                        check=True, stdout=subprocess.DEVNULL)
 
     def stop(self):
