@@ -482,6 +482,25 @@ Viewer::videoSsrc () const
   return answerVideoSsrcs_.empty () ? 0 : answerVideoSsrcs_.front ();
 }
 
+/* Whether an unprotected packet is usable; counts those that are not. */
+bool
+Viewer::accepted (SrtpStatus status)
+{
+  switch (status) {
+    case SrtpStatus::Ok:
+      return true;
+    case SrtpStatus::AuthFail:
+      result_.authFailures++;
+      return false;
+    case SrtpStatus::Replayed:
+    case SrtpStatus::ReplayOld:
+      result_.replayed++;
+      return false;
+    default:
+      return false;
+  }
+}
+
 void
 Viewer::handleSrtp (uint8_t *data, size_t size, int64_t nowUs, int64_t arrivalUs)
 {
@@ -499,19 +518,8 @@ Viewer::handleSrtp (uint8_t *data, size_t size, int64_t nowUs, int64_t arrivalUs
     plainSize = size - srtpIn_.rtpTrailer ();
   } else {
     unverified_ = 0;
-    switch (srtpIn_.unprotectRtp (data, size, plainSize)) {
-      case SrtpStatus::Ok:
-        break;
-      case SrtpStatus::AuthFail:
-        result_.authFailures++;
-        return;
-      case SrtpStatus::Replayed:
-      case SrtpStatus::ReplayOld:
-        result_.replayed++;
-        return;
-      default:
-        return;
-    }
+    if (!accepted (srtpIn_.unprotectRtp (data, size, plainSize)))
+      return;
   }
   const int pt = data[1] & 0x7f;
   const uint16_t seq = rd16 (data + 2);
@@ -561,19 +569,8 @@ Viewer::handleSrtcp (uint8_t *data, size_t size, int64_t nowUs)
   if (!srtpReady_ || !counting_)
     return;
   size_t plainSize = 0;
-  switch (srtpIn_.unprotectRtcp (data, size, plainSize)) {
-    case SrtpStatus::Ok:
-      break;
-    case SrtpStatus::AuthFail:
-      result_.authFailures++;
-      return;
-    case SrtpStatus::Replayed:
-    case SrtpStatus::ReplayOld:
-      result_.replayed++;
-      return;
-    default:
-      return;
-  }
+  if (!accepted (srtpIn_.unprotectRtcp (data, size, plainSize)))
+    return;
   result_.rtcpReceived++;
   /* The server has our keys (a publisher hears nothing else from it). */
   if (dtls_ && !dtls_->released ())

@@ -169,6 +169,7 @@ private:
   void sendCheck (size_t pair, TxnKind kind);
   void handleStun (const uint8_t *data, size_t size, const fanout::SockAddr &from, int64_t nowUs);
   void handleDtls (const uint8_t *data, size_t size, int64_t nowUs);
+  bool accepted (fanout::SrtpStatus status);
   void handleSrtp (uint8_t *data, size_t size, int64_t nowUs, int64_t arrivalUs);
   void handleSrtcp (uint8_t *data, size_t size, int64_t nowUs);
   void dtlsStateChanged (int64_t nowUs);
