@@ -27,7 +27,8 @@ pays for the receiving side's kernel work too, which is not the server's
 own cost (`--link loopback` measures that way instead). Janus would not
 gather ICE candidates on loopback anyway.
 
-Needs root (for the namespaces). Run on demand, never as a timed test:
+Needs root (for the namespaces) and ethtool. Run on demand, never as a
+timed test:
 
     python3 tests/bench/fanout/fanout_bench.py
     python3 tests/bench/fanout/fanout_bench.py --servers fanout --viewers 1,500,1000,2000
@@ -35,6 +36,7 @@ Needs root (for the namespaces). Run on demand, never as a timed test:
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -243,6 +245,8 @@ def main():
     if "janus" in servers and not janus.available():
         sys.exit("fanout_bench: janus is not installed (apt-get install janus), or leave it out of --servers")
     in_private_netns()
+    # Ctrl-C or a kill still stops every process (and the namespaces) below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
     log_dir = tempfile.mkdtemp(prefix="fanout-bench-")
     nodes, targets, procs = {}, {}, []
