@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xdnnode import DEMO_360P_CONFIG as DEMO_CONFIG, Node, http, wait_for  # noqa: E402
+from xdnnode import start_demo_node, wait_for  # noqa: E402
 from xdnnode import run_loadtest as loadtest  # noqa: E402
 
 VIEWERS = int(os.environ.get("XDN_FANOUT_LOAD_VIEWERS", "200"))
@@ -33,24 +33,11 @@ def open_fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def metric(node, name, stream):
-    status, _, body = http("GET", node.url + "/metrics")
-    prefix = f'{name}{{stream="{stream}"}} '
-    for line in body.decode().splitlines():
-        if line.startswith(prefix):
-            return float(line[len(prefix):])
-    return None
-
-
 class FanoutLoad(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        config = os.path.join(cls.tmp.name, "node.ini")
-        with open(config, "w") as f:
-            f.write(DEMO_CONFIG)
-        cls.node = Node("--config", config, "--egress", "fanout", demo=True).start()
-        cls.node.wait_stream("demo", timeout=20, tracks=2)
+        cls.node = start_demo_node(cls.tmp.name, "--egress", "fanout")
 
     @classmethod
     def tearDownClass(cls):
@@ -62,7 +49,7 @@ class FanoutLoad(unittest.TestCase):
         return s["viewers"] if s else None
 
     def fanout_gone(self):
-        return metric(self.node, "xdn_fanout_viewers", "demo") is None
+        return self.node.metric("xdn_fanout_viewers", 'stream="demo"') is None
 
     def test_many_viewers_receive_everything_and_memory_returns_after_they_leave(self):
         # A short warm-up first, so that what is set up once per process (DTLS

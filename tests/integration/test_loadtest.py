@@ -15,7 +15,7 @@ import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from xdnnode import DEMO_360P_CONFIG as DEMO_CONFIG, LOADTEST_BINARY as LOADTEST, Node, wait_for  # noqa: E402
+from xdnnode import LOADTEST_BINARY as LOADTEST, start_demo_node, wait_for  # noqa: E402
 from xdnnode import run_loadtest as loadtest  # noqa: E402
 
 
@@ -23,13 +23,9 @@ class LoadTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        config = os.path.join(cls.tmp.name, "node.ini")
-        with open(config, "w") as f:
-            f.write(DEMO_CONFIG)
         # webrtcbin per viewer: the server cost the load tool is compared with
         # below (the fan-out costs about as little as the tool itself).
-        cls.node = Node("--config", config, "--egress", "webrtcbin", demo=True).start()
-        cls.node.wait_stream("demo", timeout=20, tracks=2)
+        cls.node = start_demo_node(cls.tmp.name, "--egress", "webrtcbin")
 
     @classmethod
     def tearDownClass(cls):

@@ -47,18 +47,6 @@ def stop(proc, timeout=5):
         proc.stderr.close()
 
 
-def metric(node, name, labels):
-    """The value of one sample of /metrics, or None."""
-    status, _, body = http("GET", node.url + "/metrics")
-    if status != 200:
-        return None
-    prefix = name + "{" + labels + "}" if labels else name
-    for line in body.decode().splitlines():
-        if line.startswith(prefix + " "):
-            return float(line.split()[-1])
-    return None
-
-
 @unittest.skipUnless(FFMPEG, "ffmpeg is not installed")
 class SrtIngest(unittest.TestCase):
     @classmethod
@@ -124,13 +112,13 @@ class SrtIngest(unittest.TestCase):
         self.wait_gone(name)
 
     def test_bad_streamid_is_refused(self):
-        refused0 = metric(self.node, "xdn_srt_refused_total", 'reason="bad_request"') or 0
+        refused0 = self.node.metric("xdn_srt_refused_total", 'reason="bad_request"') or 0
         url = self.node.srt_url("../x")
         proc = self.start(ffmpeg_publish(url, 3))
         proc.wait(15)
         self.assertNotEqual(proc.returncode, 0)
         self.assertIsNone(self.node.stream("../x"))
-        wait_for(lambda: (metric(self.node, "xdn_srt_refused_total", 'reason="bad_request"') or 0)
+        wait_for(lambda: (self.node.metric("xdn_srt_refused_total", 'reason="bad_request"') or 0)
                  > refused0, 5, "the refusal to be counted")
         # The node keeps serving.
         self.assertEqual(http("GET", self.node.url + "/api/v1/streams")[0], 200)

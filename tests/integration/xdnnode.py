@@ -112,11 +112,38 @@ class Node:
     def whep_url(self, name):
         return f"{self.url}/whep/{name}"
 
+    def metric(self, name, labels=""):
+        return metric_sample(self.url, name, labels)
+
     def whip_url(self, name):
         return f"{self.url}/whip/{name}"
 
     def srt_url(self, name, mode="publish"):
         return f"srt://127.0.0.1:{self.srt_port}?streamid=#!::r={name},m={mode}"
+
+
+def metric_sample(url, name, labels=""):
+    """The value of one sample of the /metrics at @url (labels as written
+    there, e.g. 'stream="demo"'), or None."""
+    status, _, body = http("GET", url + "/metrics")
+    if status != 200:
+        return None
+    prefix = name + "{" + labels + "}" if labels else name
+    for line in body.decode().splitlines():
+        if line.startswith(prefix + " "):
+            return float(line.split()[-1])
+    return None
+
+
+def start_demo_node(directory, *args):
+    """An xdn-node with the 360p 600 kbit/s demo (config written to
+    @directory), started, its demo stream live with both tracks."""
+    config = os.path.join(directory, "node.ini")
+    with open(config, "w") as f:
+        f.write(DEMO_360P_CONFIG)
+    node = Node("--config", config, *args, demo=True).start()
+    node.wait_stream("demo", timeout=20, tracks=2)
+    return node
 
 
 def egress_args():
@@ -250,15 +277,7 @@ class Manager:
                          headers=headers, timeout=timeout)
 
     def metric(self, name, labels=""):
-        """The value of one sample of /metrics, or None."""
-        status, _, body = http("GET", self.url + "/metrics")
-        if status != 200:
-            return None
-        prefix = name + "{" + labels + "}" if labels else name
-        for line in body.decode().splitlines():
-            if line.startswith(prefix + " "):
-                return float(line.split()[-1])
-        return None
+        return metric_sample(self.url, name, labels)
 
 
 class WebSocketRefused(Exception):
