@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """WebRTC egress at scale, side by side: N viewers of one 640x360 30 fps
-H.264 stream at 600 kbit/s (with Opus audio), N rising until delivery or
+H.264 stream at 600 kbit/s (with Opus audio, or alone with --no-audio), N rising until delivery or
 latency breaks, against
 
   fanout     xdn-node --egress fanout    (xdnwebrtcfanout, one per stream)
@@ -84,6 +84,8 @@ class ViewerHost:
         self.holder = subprocess.Popen(
             ["unshare", "-n", "-m", "sh", "-c", "mount -t sysfs sysfs /sys && exec sleep 100000"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        # In its namespaces (with /sys mounted) once it has become the sleep.
+        wait_for(lambda: self._comm() == "sleep", 10, "the viewers' namespace")
         subprocess.run(["ip", "link", "set", "xdnb1", "netns", str(self.holder.pid)], check=True)
         self.wrapper = ["nsenter", "-t", str(self.holder.pid), "-n", "-m"]
         subprocess.run([*self.wrapper, "sh", "-c",
@@ -92,12 +94,19 @@ class ViewerHost:
                         "ethtool -K xdnb1 gro on rx-udp-gro-forwarding on && echo 1 > /sys/class/net/xdnb1/threaded"],
                        check=True, stdout=subprocess.DEVNULL)
 
+    def _comm(self):
+        try:
+            with open(f"/proc/{self.holder.pid}/comm") as f:
+                return f.read().strip()
+        except OSError:
+            return ""
+
     def stop(self):
         self.holder.kill()
         self.holder.wait()
 
 
-def source_command(node_urls, janus_ports):
+def source_command(node_urls, janus_ports, with_audio):
     """One encoder (stamped pictures, x264 constrained baseline, Opus),
     teed to a WHIP publisher per node and to Janus's RTP ports, payloaded
     for Janus as xdnwhipsink payloads for the nodes. No branch
@@ -108,18 +117,21 @@ def source_command(node_urls, janus_ports):
              "key-int-max=60", "!", "video/x-h264,profile=constrained-baseline", "!",
              "tee", "name=v"]
     audio = ["audiotestsrc", "is-live=true", "wave=ticks", "samplesperbuffer=480", "!", "audioconvert", "!",
-             "opusenc", "bitrate=32000", "!", "tee", "name=a"]
+             "opusenc", "bitrate=32000", "!", "tee", "name=a"] if with_audio else []
     outputs = []
     for i, url in enumerate(node_urls):
         outputs += ["xdnwhipsink", f"name=w{i}", f"location={url}", f"ice-addresses={ADDRESS}",
-                    "v.", "!", "queue", "!", f"w{i}.", "a.", "!", "queue", "!", f"w{i}."]
+                    "v.", "!", "queue", "!", f"w{i}."]
+        if with_audio:
+            outputs += ["a.", "!", "queue", "!", f"w{i}."]
     if janus_ports:
         video_port, audio_port = janus_ports
         outputs += ["v.", "!", "queue", "!", "rtph264pay", "config-interval=-1",
                     f"pt={janus.VIDEO_PT}", "aggregate-mode=zero-latency", "!", "udpsink", f"host={ADDRESS}",
-                    f"port={video_port}", "sync=false",
-                    "a.", "!", "queue", "!", "rtpopuspay", f"pt={janus.AUDIO_PT}", "!",
-                    "udpsink", f"host={ADDRESS}", f"port={audio_port}", "sync=false"]
+                    f"port={video_port}", "sync=false"]
+        if with_audio:
+            outputs += ["a.", "!", "queue", "!", "rtpopuspay", f"pt={janus.AUDIO_PT}", "!",
+                        "udpsink", f"host={ADDRESS}", f"port={audio_port}", "sync=false"]
     return ["gst-launch-1.0", *video, *audio, *outputs]
 
 
@@ -236,6 +248,8 @@ def main():
                         help="Janus's event_loops (0: its default, a thread per viewer)")
     parser.add_argument("--link", choices=("veth", "loopback"), default="veth",
                         help="how viewers reach the servers (see above)")
+    parser.add_argument("--no-audio", dest="audio", action="store_false",
+                        help="send the H.264 stream alone, without Opus (the SRS benchmark's stream)")
     parser.add_argument("--json", help="also write every row to this file")
     args = parser.parse_args()
     servers = [s for s in args.servers.split(",") if s]
@@ -262,18 +276,19 @@ def main():
                 targets[egress] = (node.proc.pid, node.whep_url(STREAM).replace("127.0.0.1", ADDRESS))
         janus_ports = None
         if "janus" in servers:
-            janus_ports = (free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM))
+            janus_ports = (free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM) if args.audio else None)
             jan = janus.Janus(ADDRESS, free_port(), *janus_ports, os.path.join(log_dir, "janus.log"),
                               event_loops=args.janus_event_loops).start(wait_for)
             front = janus.WhepFront(ADDRESS, jan.url).start()
             targets["janus"] = (jan.proc.pid, front.url)
-        source = subprocess.Popen(source_command([n.whip_url(STREAM) for n in nodes.values()], janus_ports),
+        source = subprocess.Popen(source_command([n.whip_url(STREAM) for n in nodes.values()], janus_ports,
+                                                 args.audio),
                                   env=gst_env(), stdout=subprocess.DEVNULL,
                                   stderr=open(os.path.join(log_dir, "source.log"), "w"),
                                   start_new_session=True)
         procs.append(source)
         for node in nodes.values():
-            node.wait_stream(STREAM, timeout=20, tracks=2)
+            node.wait_stream(STREAM, timeout=20, tracks=2 if args.audio else 1)
         time.sleep(2)  # the first keyframe interval, so that Janus has the stream too
 
         print(f"{'server':<10} {'N':>5} {'conn':>5} {'ms/v-s':>8} {'cores':>6} {'pkt/core-s':>9} "
@@ -295,7 +310,8 @@ def main():
                 time.sleep(2)  # let the server settle its departures
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"rows": rows, "loneP95Ms": lone, "hold": args.hold, "ramp": args.ramp}, f, indent=1)
+                json.dump({"rows": rows, "loneP95Ms": lone, "hold": args.hold, "ramp": args.ramp,
+                           "audio": args.audio}, f, indent=1)
     finally:
         for p in procs:
             if p.poll() is None:

@@ -45,6 +45,7 @@ class Janus:
     """A Janus process with its own configuration folder and ports."""
 
     def __init__(self, address, http_port, video_port, audio_port, log_path, event_loops=0):
+        """@audio_port: None for a mountpoint with video alone."""
         self.address = address
         self.http_port = http_port
         self.video_port = video_port
@@ -59,6 +60,8 @@ class Janus:
         def disabled(names):
             return ",".join(f"libjanus_{n}.so" for n in names)
         loops = f"\tevent_loops = {self.event_loops}\n" if self.event_loops else ""
+        audio = (f""",
+\t\t{{ type = "audio" mid = "a" port = {self.audio_port} pt = {AUDIO_PT} codec = "opus" }}""" if self.audio_port else "")
         files = {
             "janus.jcfg": f"""general: {{
 \tconfigs_folder = "{self.dir}"
@@ -111,8 +114,7 @@ bench: {{
 \tdescription = "bench"
 \tmedia = (
 \t\t{{ type = "video" mid = "v" port = {self.video_port} pt = {VIDEO_PT} codec = "h264"
-\t\t  fmtp = "profile-level-id=42e01f;packetization-mode=1" }},
-\t\t{{ type = "audio" mid = "a" port = {self.audio_port} pt = {AUDIO_PT} codec = "opus" }}
+\t\t  fmtp = "profile-level-id=42e01f;packetization-mode=1" }}{audio}
 \t)
 }}
 """,
