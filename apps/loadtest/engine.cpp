@@ -92,6 +92,38 @@ Engine::Engine (Settings settings) : settings_ (std::move (settings))
   viewerSettings_.lateThresholdUs = static_cast<int64_t> (settings_.lateMs * 1e3);
   viewerSettings_.stallTimeoutUs = static_cast<int64_t> (settings_.stallTimeoutS * 1e6);
   viewerSettings_.verifyEvery = settings_.verifyEvery;
+  /* --slow K: K viewers spread over the run, half a spacing off the
+   * sampled ones' spots; one that is sampled or vanishes passes its turn
+   * to the next viewer. */
+  slowLabels_.assign (settings_.viewers, false);
+  const unsigned slow = std::min (settings_.slow, settings_.viewers);
+  for (unsigned j = 0; j < slow; j++) {
+    uint32_t label = static_cast<uint32_t> ((2 * uint64_t (j) + 1) * settings_.viewers / (2 * slow));
+    for (unsigned tries = 0; tries < settings_.viewers; tries++) {
+      if (!slowLabels_[label] && !sampledLabel (label) && !vanishLabel (label)) {
+        slowLabels_[label] = true;
+        break;
+      }
+      label = (label + 1) % settings_.viewers;
+    }
+  }
+}
+
+/* --sample K: K viewers spread over the run (the first one included). */
+bool
+Engine::sampledLabel (uint32_t label) const
+{
+  return settings_.sample &&
+      static_cast<uint64_t> (label) * settings_.sample % settings_.viewers < settings_.sample;
+}
+
+/* --vanish K: K others, spread the same way from the last viewer down. */
+bool
+Engine::vanishLabel (uint32_t label) const
+{
+  const uint32_t fromEnd = settings_.viewers - 1 - label;
+  return settings_.vanish && !sampledLabel (label) &&
+      static_cast<uint64_t> (fromEnd) * settings_.vanish % settings_.viewers < settings_.vanish;
 }
 
 Engine::~Engine ()
@@ -211,15 +243,11 @@ Engine::startPeer (int64_t nowUs)
       publisher ? PeerRole::Publish : PeerRole::Play);
   Viewer &v = *slot.viewer;
   if (!publisher) {
-    /* --sample K: K viewers spread over the run (the first one included). */
-    if (settings_.sample && static_cast<uint64_t> (label) * settings_.sample % settings_.viewers <
-        settings_.sample)
-      v.setSampled (true);
-    /* --vanish K: K others, spread the same way from the last viewer down. */
-    const uint32_t fromEnd = settings_.viewers - 1 - label;
-    if (settings_.vanish && static_cast<uint64_t> (fromEnd) * settings_.vanish % settings_.viewers <
-        settings_.vanish && !v.sampled ())
-      slot.vanishes = true;
+    v.setSampled (sampledLabel (label));
+    slot.vanishes = vanishLabel (label);
+    if (label < slowLabels_.size () && slowLabels_[label])
+      v.setSlow (settings_.slowRateKbps, settings_.slowLossPercent,
+          0x510e11bbull * (uint64_t (label) + 1));
   }
 
   int fd = socket (bindAddress_.family (), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -46,6 +46,11 @@ struct Settings {
    * long after they joined: no RTCP BYE, no DELETE, socket closed. */
   unsigned vanish = 0;
   double vanishAfterS = 5;
+  /* --slow K: K viewers (spread over the run, never sampled or vanishing)
+   * behind an emulated link of this rate and random loss, that NACK. */
+  unsigned slow = 0;
+  double slowRateKbps = 300;
+  double slowLossPercent = 2;
   double closeTimeoutS = 5;     /* wait for the DELETEs at most this long */
   double progressIntervalS = 2; /* 0: no progress lines */
   /* At most one poll per tick: packets that arrive within a tick are read
@@ -105,8 +110,12 @@ private:
   void progress (int64_t nowUs);
   Cpu readCpu () const;
 
+  bool sampledLabel (uint32_t label) const;
+  bool vanishLabel (uint32_t label) const;
+
   Settings settings_;
   ViewerSettings viewerSettings_;
+  std::vector<bool> slowLabels_;  /* by viewer number: picked by --slow */
   std::mt19937_64 rng_;
   std::shared_ptr<fanout::DtlsContext> dtls_;
   fanout::SockAddr bindAddress_;

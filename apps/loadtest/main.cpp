@@ -68,9 +68,9 @@ main (int argc, char **argv)
   gchar *whep = nullptr, *whip = nullptr, *publishSize = nullptr, *ramp = nullptr, *json = nullptr, *iceAddress = nullptr, *token = nullptr,
         *logLevel = nullptr;
   gint viewers = -1, publishers = -1, publishBitrate = 600, sample = 0, serverPid = 0, httpConnections = 64, vanish = 0,
-       verifyEvery = 1;
+       verifyEvery = 1, slow = 0;
   gdouble duration = 30, connectTimeout = 15, lateMs = 100, stallTimeout = 5, progress = 2,
-          serverIdle = 2, tickMs = 2, vanishAfter = 5, playDelay = 2;
+          serverIdle = 2, tickMs = 2, vanishAfter = 5, playDelay = 2, slowRate = 300, slowLoss = 2;
   gboolean perViewer = FALSE, quiet = FALSE;
   GOptionEntry entries[] = {
     {"whep", 0, 0, G_OPTION_ARG_STRING, &whep, "WHEP URL to play", "URL"},
@@ -95,6 +95,15 @@ main (int argc, char **argv)
         "joined, to test how the server times them out (default 0)", "K"},
     {"vanish-after", 0, 0, G_OPTION_ARG_DOUBLE, &vanishAfter,
         "Seconds after joining that --vanish viewers leave (default 5)", "S"},
+    {"slow", 0, 0, G_OPTION_ARG_INT, &slow,
+        "Viewers behind an emulated slow link (--slow-rate, --slow-loss) that NACK the holes in "
+        "their video and ask for a keyframe when it is past repair; reported apart (default 0)", "K"},
+    {"slow-rate", 0, 0, G_OPTION_ARG_DOUBLE, &slowRate,
+        "Rate of the slow viewers' link, kbit/s: a token bucket 100 ms deep drops what exceeds it "
+        "(default 300)", "KBITS"},
+    {"slow-loss", 0, 0, G_OPTION_ARG_DOUBLE, &slowLoss,
+        "Random loss on the slow viewers' link, percent, seeded so that a run repeats (default 2)",
+        "PERCENT"},
     {"json", 0, 0, G_OPTION_ARG_FILENAME, &json, "Write the report as JSON to FILE ('-': stdout)", "FILE"},
     {"json-viewers", 0, 0, G_OPTION_ARG_NONE, &perViewer, "Add one entry per viewer to the JSON", nullptr},
     {"ice-address", 0, 0, G_OPTION_ARG_STRING, &iceAddress,
@@ -186,6 +195,15 @@ main (int argc, char **argv)
   if (!(vanishAfter >= 0))
     return usageError (context, "--vanish-after must be 0 or more seconds");
   s.vanishAfterS = vanishAfter;
+  if (slow < 0 || static_cast<gint64> (slow) + vanish + sample > viewers)
+    return usageError (context, "--slow must be between 0 and --viewers minus --sample and --vanish");
+  s.slow = static_cast<unsigned> (slow);
+  if (!(slowRate >= 8) || slowRate > 10000000)
+    return usageError (context, "--slow-rate must be between 8 and 10000000 kbit/s");
+  s.slowRateKbps = slowRate;
+  if (!(slowLoss >= 0) || slowLoss > 100)
+    return usageError (context, "--slow-loss must be between 0 and 100 percent");
+  s.slowLossPercent = slowLoss;
   if (iceAddress)
     s.iceAddress = iceAddress;
   if (token)
@@ -228,7 +246,7 @@ main (int argc, char **argv)
     }
     log (LogLevel::Info, "loadtest.started", {{"whep", s.whepUrl}, {"whip", s.whipUrl},
         {"viewers", std::to_string (s.viewers)}, {"publishers", std::to_string (s.publishers)},
-        {"sample", std::to_string (s.sample)}});
+        {"sample", std::to_string (s.sample)}, {"slow", std::to_string (s.slow)}});
     engine.run ();
     if (!engine.runInfo ().sourceError.empty ()) {
       std::cerr << "xdn-loadtest: " << engine.runInfo ().sourceError << "\n";

@@ -54,15 +54,20 @@ buildOffer (const OfferParams &p)
       s << " " << kOfferVp8Pt;
     s << "\r\n";
     common (std::to_string (mid++));
-    s << "a=rtpmap:" << kOfferH264Pt << " H264/90000\r\n"
-      << "a=rtcp-fb:" << kOfferH264Pt << " nack pli\r\n"
+    s << "a=rtpmap:" << kOfferH264Pt << " H264/90000\r\n";
+    if (p.nack)
+      s << "a=rtcp-fb:" << kOfferH264Pt << " nack\r\n";
+    s << "a=rtcp-fb:" << kOfferH264Pt << " nack pli\r\n"
       << "a=rtcp-fb:" << kOfferH264Pt << " ccm fir\r\n"
       << "a=fmtp:" << kOfferH264Pt
       << " level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
-    if (!p.publish)
-      s << "a=rtpmap:" << kOfferVp8Pt << " VP8/90000\r\n"
-        << "a=rtcp-fb:" << kOfferVp8Pt << " nack pli\r\n"
+    if (!p.publish) {
+      s << "a=rtpmap:" << kOfferVp8Pt << " VP8/90000\r\n";
+      if (p.nack)
+        s << "a=rtcp-fb:" << kOfferVp8Pt << " nack\r\n";
+      s << "a=rtcp-fb:" << kOfferVp8Pt << " nack pli\r\n"
         << "a=rtcp-fb:" << kOfferVp8Pt << " ccm fir\r\n";
+    }
     source (p.videoSsrc, "video");
     s << candidate << (candidate.empty () ? "" : "a=end-of-candidates\r\n");
   }

@@ -28,6 +28,9 @@ struct OfferParams {
   uint32_t videoSsrc = 0;
   uint32_t audioSsrc = 0;
   std::string cname;
+  /* A viewer that sends generic NACKs (a slow one): offers "nack" on its
+   * video besides "nack pli", or the server would not answer them. */
+  bool nack = false;
 };
 
 /* Payload types we offer. */

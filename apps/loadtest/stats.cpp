@@ -86,6 +86,16 @@ RtpSourceStats::onPacket (uint16_t seq, uint32_t timestamp, int64_t arrivalUs, s
   return late;
 }
 
+void
+RtpSourceStats::onRetransmission (size_t bytes)
+{
+  if (!started_)
+    return;
+  received_++;
+  bytes_ += bytes;
+  retransmissions_++;
+}
+
 uint64_t
 RtpSourceStats::expected () const
 {
@@ -180,13 +190,7 @@ summarize (const std::vector<ViewerResult> &viewers, const RunInfo &run)
       s.failed++;
     if (v.joinMs >= 0)
       joins.push_back (v.joinMs);
-    s.packets += v.packets;
-    s.bytes += v.bytes;
-    s.expected += v.expected;
-    s.lost += v.lost;
-    s.late += v.late;
     s.authFailures += v.authFailures;
-    s.replayed += v.replayed;
     s.viewerSeconds += v.mediaSeconds;
     if (run.steadyS > 0 && v.mediaFromUs) {
       const int64_t from = std::max (v.mediaFromUs, run.steadyFromUs);
@@ -194,6 +198,39 @@ summarize (const std::vector<ViewerResult> &viewers, const RunInfo &run)
       if (to > from)
         s.steadyViewerSeconds += static_cast<double> (to - from) / 1e6;
     }
+    /* Received of expected; a viewer that expected nothing has received
+     * nothing either (counted apart as not connected). */
+    const double received = v.expected
+        ? 100.0 * static_cast<double> (std::min (v.packets, v.expected)) /
+            static_cast<double> (v.expected)
+        : 0;
+    if (v.slow) {
+      /* Delivery behind a slow link is its own figure: the link's loss
+       * is not the server's. */
+      s.slow.viewers++;
+      s.slow.connected += v.connected;
+      s.slow.failed += v.failPhase != FailPhase::None;
+      s.slow.packets += v.packets;
+      s.slow.expected += v.expected;
+      s.slow.lost += v.lost;
+      s.slow.droppedRate += v.slowDroppedRate;
+      s.slow.droppedLoss += v.slowDroppedLoss;
+      s.slow.nacksSent += v.nacksSent;
+      s.slow.packetsNacked += v.packetsNacked;
+      s.slow.retransmissions += v.retransmissions;
+      s.slow.plisSent += v.plisSent;
+      if (v.connected)
+        s.slow.worstReceivedPercent = std::min (s.slow.worstReceivedPercent, received);
+      continue;
+    }
+    if (v.connected)
+      s.worstReceivedPercent = std::min (s.worstReceivedPercent, received);
+    s.packets += v.packets;
+    s.bytes += v.bytes;
+    s.expected += v.expected;
+    s.lost += v.lost;
+    s.late += v.late;
+    s.replayed += v.replayed;
     if (v.connected && v.mediaSeconds > 0)
       bitrates.push_back (static_cast<double> (v.bytes) * 8.0 / v.mediaSeconds);
     if (v.sampled) {
@@ -214,6 +251,12 @@ summarize (const std::vector<ViewerResult> &viewers, const RunInfo &run)
   if (s.expected > 0) {
     s.lossPercent = 100.0 * static_cast<double> (s.lost) / static_cast<double> (s.expected);
   }
+  if (s.expected > 0)
+    s.receivedPercent = 100.0 * static_cast<double> (std::min (s.packets, s.expected)) /
+        static_cast<double> (s.expected);
+  if (s.slow.expected > 0)
+    s.slow.receivedPercent = 100.0 * static_cast<double> (std::min (s.slow.packets,
+        s.slow.expected)) / static_cast<double> (s.slow.expected);
   if (s.packets > 0)
     s.latePercent = 100.0 * static_cast<double> (s.late) / static_cast<double> (s.packets);
   if (!bitrates.empty ()) {
@@ -315,12 +358,28 @@ formatTable (const Summary &s)
     else
       row ("join time", "- (no viewer received media)");
     row ("packets", std::to_string (s.packets) + " received, " + std::to_string (s.lost) +
-        " lost of " + std::to_string (s.expected) + fmt (" (loss %.3f %%)", s.lossPercent));
+        " lost of " + std::to_string (s.expected) + fmt (" (loss %.3f %%)", s.lossPercent) +
+        (s.slow.viewers ? ", slow viewers apart" : ""));
+    row ("received", fmt ("%.3f %% of expected", s.receivedPercent) +
+        fmt (", worst viewer %.3f %%", s.worstReceivedPercent));
     row ("late", std::to_string (s.late) + fmt (" (%.3f %%)", s.latePercent));
     row ("auth failures", std::to_string (s.authFailures) + " (replayed " +
         std::to_string (s.replayed) + ")");
     row ("bitrate per viewer", "mean " + bitrateText (s.bitrateMeanBps) + ", min " +
         bitrateText (s.bitrateMinBps));
+  }
+  if (s.slow.viewers > 0) {
+    row ("slow viewers", std::to_string (s.slow.viewers) + " (" + std::to_string (s.slow.connected) +
+        " connected, " + std::to_string (s.slow.failed) + " failed), link dropped " +
+        std::to_string (s.slow.droppedRate) + " over the rate and " +
+        std::to_string (s.slow.droppedLoss) + " at random");
+    row ("  repair", std::to_string (s.slow.nacksSent) + " NACKs for " +
+        std::to_string (s.slow.packetsNacked) + " packets, " +
+        std::to_string (s.slow.retransmissions) + " retransmissions received, " +
+        std::to_string (s.slow.plisSent) + " PLIs");
+    row ("  received", std::to_string (s.slow.packets) + " of " + std::to_string (s.slow.expected) +
+        fmt (" (%.2f %%)", s.slow.receivedPercent) +
+        fmt (", worst slow viewer %.2f %%", s.slow.worstReceivedPercent));
   }
   if (s.sampledViewers > 0)
     row ("latency (sampled)", std::to_string (s.sampledViewers) + " viewers, " +
@@ -433,11 +492,32 @@ formatJson (const Summary &s, const std::vector<ViewerResult> *viewers)
   json::member (b, "lossPercent", s.lossPercent);
   add (b, "late", s.late);
   json::member (b, "latePercent", s.latePercent);
+  json::member (b, "receivedPercent", s.receivedPercent);
+  json::member (b, "worstReceivedPercent", s.worstReceivedPercent);
   add (b, "authFailures", s.authFailures);
   add (b, "replayed", s.replayed);
   json::member (b, "bitrateMeanBps", s.bitrateMeanBps);
   json::member (b, "bitrateMinBps", s.bitrateMinBps);
   json::member (b, "viewerSeconds", s.viewerSeconds);
+  if (s.slow.viewers > 0) {
+    json_builder_set_member_name (b, "slow");
+    json_builder_begin_object (b);
+    json::member (b, "viewers", static_cast<gint64> (s.slow.viewers));
+    json::member (b, "connected", static_cast<gint64> (s.slow.connected));
+    json::member (b, "failed", static_cast<gint64> (s.slow.failed));
+    add (b, "packets", s.slow.packets);
+    add (b, "expected", s.slow.expected);
+    add (b, "lost", s.slow.lost);
+    json::member (b, "receivedPercent", s.slow.receivedPercent);
+    json::member (b, "worstReceivedPercent", s.slow.worstReceivedPercent);
+    add (b, "droppedByRate", s.slow.droppedRate);
+    add (b, "droppedByLoss", s.slow.droppedLoss);
+    add (b, "nacksSent", s.slow.nacksSent);
+    add (b, "packetsNacked", s.slow.packetsNacked);
+    add (b, "retransmissions", s.slow.retransmissions);
+    add (b, "plisSent", s.slow.plisSent);
+    json_builder_end_object (b);
+  }
   json_builder_set_member_name (b, "readLag");
   json_builder_begin_object (b);
   add (b, "datagrams", s.run.datagramsRead);
@@ -496,6 +576,15 @@ formatJson (const Summary &s, const std::vector<ViewerResult> *viewers)
       json::member (b, "connected", v.connected);
       if (v.vanished)
         json::member (b, "vanished", true);
+      if (v.slow) {
+        json::member (b, "slow", true);
+        add (b, "droppedByRate", v.slowDroppedRate);
+        add (b, "droppedByLoss", v.slowDroppedLoss);
+        add (b, "nacksSent", v.nacksSent);
+        add (b, "packetsNacked", v.packetsNacked);
+        add (b, "retransmissions", v.retransmissions);
+        add (b, "plisSent", v.plisSent);
+      }
       if (v.failPhase != FailPhase::None) {
         json::member (b, "failPhase", v.publisher && v.failPhase == FailPhase::Whep
             ? "whip" : failPhaseName (v.failPhase));

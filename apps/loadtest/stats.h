@@ -36,6 +36,11 @@ public:
    * the media time of its RTP timestamp) exceeds the smallest transit
    * seen on this source by more than the threshold. */
   bool onPacket (uint16_t seq, uint32_t timestamp, int64_t arrivalUs, size_t bytes);
+  /* A packet that was missing, sent again on our NACK (the caller knows
+   * it was asked for): it fills its hole, and is neither late nor
+   * reordered, nor part of transit and jitter (its send time is not its
+   * media time). */
+  void onRetransmission (size_t bytes);
 
   uint32_t ssrc () const { return ssrc_; }
   uint32_t clockRate () const { return clockRate_; }
@@ -48,6 +53,7 @@ public:
   uint64_t reordered () const { return reordered_; }
   uint64_t duplicates () const { return duplicates_; }
   uint64_t restarts () const { return restarts_; }
+  uint64_t retransmissions () const { return retransmissions_; }
   /* Highest sequence number with its wrap count (RR "extended highest"). */
   uint32_t extendedHighest () const { return static_cast<uint32_t> (maxExt_); }
   /* RFC 3550 interarrival jitter, in RTP timestamp units. */
@@ -76,6 +82,7 @@ private:
   uint64_t reordered_ = 0;
   uint64_t duplicates_ = 0;
   uint64_t restarts_ = 0;
+  uint64_t retransmissions_ = 0;
 
   /* Transit: arrival minus media time, in microseconds. */
   uint32_t lastTs_ = 0;
@@ -100,6 +107,7 @@ struct ViewerResult {
   bool publisher = false;    /* a WHIP publisher (the figures below marked so) */
   bool connected = false;    /* media arrived (a publisher: DTLS done, sending) */
   bool vanished = false;     /* left on purpose without a word (--vanish) */
+  bool slow = false;         /* behind an emulated slow link (--slow) */
   FailPhase failPhase = FailPhase::None;
   /* A short, stable description to group failures by ("404", "timeout",
    * "stopped"), and the full message of this viewer. */
@@ -137,6 +145,14 @@ struct ViewerResult {
   uint64_t receiverReports = 0;
   uint64_t plisReceived = 0;        /* PLI and FIR */
   uint64_t nacksReceived = 0;
+
+  /* slow viewers: what the link dropped, and how they asked for repair */
+  uint64_t slowDroppedRate = 0;     /* datagrams over the token bucket */
+  uint64_t slowDroppedLoss = 0;     /* random loss */
+  uint64_t nacksSent = 0;           /* generic NACK messages */
+  uint64_t packetsNacked = 0;       /* sequence numbers they asked for */
+  uint64_t retransmissions = 0;     /* asked-for packets that arrived */
+  uint64_t plisSent = 0;            /* PLIs for video past repair (the first one excluded) */
 
   bool sampled = false;
   uint64_t framesDecoded = 0;
@@ -201,10 +217,23 @@ struct Summary {
   unsigned vanished = 0;     /* left on purpose (--vanish), not failures */
   std::vector<FailureGroup> failures;  /* most frequent first */
   double joinP50Ms = 0, joinP95Ms = 0, joinMaxMs = 0;
+  /* Delivery: normal viewers only (not --slow ones). */
   uint64_t packets = 0, bytes = 0, expected = 0, lost = 0, late = 0;
   uint64_t authFailures = 0, replayed = 0;
   double lossPercent = 0;
   double latePercent = 0;
+  /* Received of expected, over them all and of the worst connected one
+   * (100 when none). */
+  double receivedPercent = 100;
+  double worstReceivedPercent = 100;
+  /* Viewers behind an emulated slow link (--slow), apart. */
+  struct Slow {
+    unsigned viewers = 0, connected = 0, failed = 0;
+    uint64_t packets = 0, expected = 0, lost = 0;
+    uint64_t droppedRate = 0, droppedLoss = 0;
+    uint64_t nacksSent = 0, packetsNacked = 0, retransmissions = 0, plisSent = 0;
+    double receivedPercent = 100, worstReceivedPercent = 100;
+  } slow;
   /* Mean of each connected viewer's bytes / media seconds, bits per second;
    * and the lowest. */
   double bitrateMeanBps = 0, bitrateMinBps = 0;

@@ -25,6 +25,10 @@ constexpr int64_t kCheckIntervalUs = 250000;
 constexpr uint32_t kPrflxPriority = (110u << 24) | (65535u << 8) | (256u - 1u);
 /* Candidates checked per viewer. */
 constexpr size_t kMaxPairs = 8;
+/* Slow viewers: at most one NACK message per this long, one PLI per
+ * second. */
+constexpr int64_t kNackIntervalUs = 20000;
+constexpr int64_t kPliIntervalUs = 1000000;
 
 constexpr char kIceChars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -113,6 +117,12 @@ Viewer::Viewer (uint32_t index, const ViewerSettings &settings,
 
 Viewer::~Viewer () = default;
 
+void
+Viewer::setSlow (double rateKbps, double lossPercent, uint64_t seed)
+{
+  slowLink_ = std::make_unique<SlowLink> (rateKbps, lossPercent, seed);
+}
+
 std::string
 Viewer::begin (int fd, const SockAddr &local, int64_t nowUs)
 {
@@ -139,6 +149,7 @@ Viewer::begin (int fd, const SockAddr &local, int64_t nowUs)
     p.candidatePort = local.port ();
   }
   p.sessionId = rng_ () >> 2;
+  p.nack = slow () && !publisher ();
   if (publisher ()) {
     videoOut_.ssrc = static_cast<uint32_t> (rng_ ());
     audioOut_.ssrc = static_cast<uint32_t> (rng_ ());
@@ -305,12 +316,17 @@ Viewer::onDatagram (uint8_t *data, size_t size, const SockAddr &from, int64_t no
     return false;
   const uint8_t first = data[0];
   if (first >= 128 && first <= 191) {
-    /* RTP or RTCP (RFC 7983, RFC 5761 4). */
+    /* RTP or RTCP (RFC 7983, RFC 5761 4). Behind a slow link, what the
+     * link drops is never seen. */
+    if (slowLink_ && !slowLink_->admit (size, arrivalUs ? arrivalUs : nowUs))
+      return false;
     if (size >= 8 && data[1] >= 192 && data[1] <= 223)
       handleSrtcp (data, size, nowUs);
     else
       handleSrtp (data, size, nowUs, arrivalUs ? arrivalUs : nowUs);
-    return firstMediaUs_ == nowUs;
+    const bool changed = timersChanged_;
+    timersChanged_ = false;
+    return changed || firstMediaUs_ == nowUs;
   }
   if (first <= 3) {
     handleStun (data, size, from, nowUs);
@@ -511,7 +527,9 @@ Viewer::handleSrtp (uint8_t *data, size_t size, int64_t nowUs, int64_t arrivalUs
     return;
   }
   size_t plainSize = 0;
-  if (size >= 12 + srtpIn_.rtpTrailer () && !sampled_ && firstMediaUs_ != 0 &&
+  /* Slow viewers authenticate every packet: the SRTP replay check is
+   * what tells a second copy of a repaired packet from a new one. */
+  if (size >= 12 + srtpIn_.rtpTrailer () && !sampled_ && !slowLink_ && firstMediaUs_ != 0 &&
       ++unverified_ < settings_.verifyEvery) {
     /* Counted from the clear header; the server's keys and the rollover
      * counter are checked on every K-th packet. */
@@ -529,6 +547,32 @@ Viewer::handleSrtp (uint8_t *data, size_t size, int64_t nowUs, int64_t arrivalUs
   Source *source = sourceFor (ssrc, pt, &isNew);
   if (!source)
     return;
+  if (slowLink_ && source->video) {
+    bool pastRepair = false;
+    const NackTracker::Arrival arrival = source->nack.onPacket (seq, &pastRepair);
+    if (arrival == NackTracker::Arrival::Retransmission) {
+      /* Asked for and sent again: fills its hole, and is neither late
+       * nor reordered. */
+      source->stats.onRetransmission (size);
+      result_.retransmissions++;
+      lastMediaUs_ = nowUs;
+      return;
+    }
+    const uint16_t behind = static_cast<uint16_t> (
+        static_cast<uint16_t> (source->stats.extendedHighest ()) - seq);
+    if (arrival == NackTracker::Arrival::Old && behind >= RtpSourceStats::kMaxMisorder) {
+      /* A repair given up on that came after all, too far back for the
+       * counting to take it as a late arrival (it would look like a new
+       * numbering): not counted. */
+      lastMediaUs_ = nowUs;
+      return;
+    }
+    /* Asked for and not back in time: that frame is lost for good. */
+    if (source->nack.expire (nowUs) > 0)
+      pastRepair = true;
+    if (pastRepair || source->nack.hasPending ())
+      wantRepair (nowUs, pastRepair);
+  }
   if (source->stats.onPacket (seq, ts, arrivalUs, size))
     result_.late++;
   lastMediaUs_ = nowUs;
@@ -731,6 +775,7 @@ Viewer::sendRtcp (int64_t nowUs, bool bye)
     wr32 (buf + n + 8, video);
     n += 12;
     pliSent_ = true;
+    lastPliUs_ = nowUs;
   }
   if (bye) {
     buf[n] = 0x81;
@@ -744,6 +789,81 @@ Viewer::sendRtcp (int64_t nowUs, bool bye)
     sendTo (pairs_[selected_].remote, buf, out);
     result_.rtcpSent++;
   }
+}
+
+void
+Viewer::wantRepair (int64_t nowUs, bool pli)
+{
+  pliWanted_ |= pli;
+  sendRepairRequests (nowUs);
+  timersChanged_ = true;
+}
+
+void
+Viewer::sendRepairRequests (int64_t nowUs)
+{
+  if (!srtpReady_ || selected_ < 0 || !counting_) {
+    nextNackUs_ = nextPliUs_ = INT64_MAX;
+    return;
+  }
+  uint8_t buf[1400 + SrtpContext::kMaxTrailer];
+  size_t n = 0;
+  uint64_t asked = 0;
+  bool pending = false;
+  /* One message with a NACK per video source, when the last is 20 ms
+   * old. */
+  if (nowUs - lastNackUs_ >= kNackIntervalUs) {
+    for (auto &s : sources_) {
+      if (!s.video || !s.nack.hasPending ())
+        continue;
+      /* Leaves room for a PLI; what does not fit waits for the next. */
+      if (n + 12 + 4 * s.nack.pending () + 12 > 1400) {
+        pending = true;
+        continue;
+      }
+      const std::vector<uint16_t> seqs = s.nack.takePending (nowUs);
+      const size_t len = buildGenericNack (buf + n, 1400 - n, ssrc_, s.stats.ssrc (), seqs.data (),
+          seqs.size ());
+      if (len == 0)
+        continue;
+      n += len;
+      asked += seqs.size ();
+    }
+  } else {
+    for (const auto &s : sources_)
+      pending |= s.video && s.nack.hasPending ();
+  }
+  const uint32_t video = videoSsrc ();
+  bool pli = false;
+  if (pliWanted_ && video && nowUs - lastPliUs_ >= kPliIntervalUs) {
+    buf[n] = 0x81;
+    buf[n + 1] = 206;
+    wr16 (buf + n + 2, 2);
+    wr32 (buf + n + 4, ssrc_);
+    wr32 (buf + n + 8, video);
+    n += 12;
+    pli = true;
+  }
+  if (n > 0) {
+    /* A reduced-size compound (rtcp-rsize, offered): feedback alone. */
+    size_t out = 0;
+    if (srtpOut_.protectRtcp (buf, n, sizeof buf, out) == SrtpStatus::Ok) {
+      sendTo (pairs_[selected_].remote, buf, out);
+      result_.rtcpSent++;
+      if (asked) {
+        result_.nacksSent++;
+        result_.packetsNacked += asked;
+        lastNackUs_ = nowUs;
+      }
+      if (pli) {
+        result_.plisSent++;
+        lastPliUs_ = nowUs;
+        pliWanted_ = false;
+      }
+    }
+  }
+  nextNackUs_ = pending ? std::max (nowUs, lastNackUs_ + kNackIntervalUs) : INT64_MAX;
+  nextPliUs_ = pliWanted_ ? std::max (nowUs, lastPliUs_ + kPliIntervalUs) : INT64_MAX;
 }
 
 void
@@ -823,6 +943,8 @@ Viewer::onTimer (int64_t nowUs)
       sendRtcp (nowUs, false);
       nextRtcpUs_ = nowUs + settings_.rtcpIntervalUs;
     }
+    if (nowUs >= nextNackUs_ || nowUs >= nextPliUs_)
+      sendRepairRequests (nowUs);
   }
 }
 
@@ -844,7 +966,7 @@ Viewer::nextWakeUs () const
   if (selected_ >= 0)
     t = std::min (t, nextConsentUs_);
   if (state_ == ViewerState::Connected)
-    t = std::min (t, nextRtcpUs_);
+    t = std::min ({t, nextRtcpUs_, nextNackUs_, nextPliUs_});
   return t;
 }
 
@@ -888,6 +1010,11 @@ Viewer::result () const
     jitter = std::max (jitter, s.stats.jitterMs ());
   }
   r.jitterMs = jitter;
+  if (slowLink_) {
+    r.slow = true;
+    r.slowDroppedRate = slowLink_->droppedByRate ();
+    r.slowDroppedLoss = slowLink_->droppedByLoss ();
+  }
   if (firstMediaUs_) {
     int64_t end = endUs_ ? endUs_ : lastMediaUs_;
     if (result_.failKind == "stopped")

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "sdp.h"
+#include "slow-link.h"
 #include "stats.h"
 
 #include "xdn-fanout-addr.h"
@@ -84,6 +85,13 @@ public:
    * starts with the first video packet). */
   void setSampled (bool sampled) { sampled_ = sampled; }
   bool sampled () const { return sampled_; }
+  /* Puts this viewer behind an emulated slow link (before begin): what
+   * arrives passes a token bucket of @rateKbps and random loss of
+   * @lossPercent (seeded by @seed) before anything else sees it, and the
+   * viewer NACKs the holes in its video and asks for a keyframe (PLI, at
+   * most one a second) when they are past repair. */
+  void setSlow (double rateKbps, double lossPercent, uint64_t seed);
+  bool slow () const { return slowLink_ != nullptr; }
   LatencySampler *sampler () const { return sampler_.get (); }
 
   /* The WHEP answer (201) arrived. */
@@ -162,6 +170,8 @@ private:
     /* Last sender report from this SSRC: NTP middle 32 bits, arrival. */
     uint32_t lastSr = 0;
     int64_t lastSrUs = 0;
+    /* Slow viewers' video: the holes to NACK. */
+    NackTracker nack;
   };
 
   void fail (FailPhase phase, const std::string &kind, const std::string &reason, int64_t nowUs);
@@ -174,6 +184,10 @@ private:
   void handleSrtcp (uint8_t *data, size_t size, int64_t nowUs);
   void dtlsStateChanged (int64_t nowUs);
   void sendRtcp (int64_t nowUs, bool bye);
+  /* Slow viewers: NACKs for the holes not asked for yet, and the PLI
+   * that is wanted, as far as their rate limits allow now. */
+  void sendRepairRequests (int64_t nowUs);
+  void wantRepair (int64_t nowUs, bool pli);
   Source *sourceFor (uint32_t ssrc, int pt, bool *isNew);
   const PayloadInfo *payload (int pt) const;
   uint32_t videoSsrc () const;
@@ -244,6 +258,15 @@ private:
   };
   OutSource videoOut_, audioOut_;
   bool keyframeRequested_ = false;
+
+  /* --slow: the link, and when NACKs and PLIs may go next. */
+  std::unique_ptr<SlowLink> slowLink_;
+  int64_t lastNackUs_ = INT64_MIN / 2;
+  int64_t nextNackUs_ = INT64_MAX;
+  bool pliWanted_ = false;
+  int64_t lastPliUs_ = INT64_MIN / 2;
+  int64_t nextPliUs_ = INT64_MAX;
+  bool timersChanged_ = false;  /* by a datagram: the engine asks nextWakeUs again */
 
   bool sampled_ = false;
   std::unique_ptr<LatencySampler> sampler_;

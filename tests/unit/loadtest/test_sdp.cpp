@@ -199,6 +199,13 @@ TEST (SdpOffer, RecvonlyBundleWithOurCredentialsAndActiveSetup)
            "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\n"})
     EXPECT_NE (offer.find (line), std::string::npos) << line;
   EXPECT_EQ (offer.find ("a=sendrecv"), std::string::npos);
+  /* Only a viewer that NACKs (--slow) offers generic NACK. */
+  EXPECT_EQ (offer.find ("nack\r\n"), std::string::npos);
+  p.nack = true;
+  const std::string nacking = buildOffer (p);
+  EXPECT_NE (nacking.find ("a=rtcp-fb:96 nack\r\na=rtcp-fb:96 nack pli\r\n"), std::string::npos);
+  EXPECT_NE (nacking.find ("a=rtcp-fb:98 nack\r\n"), std::string::npos);
+  p.nack = false;
 
   p.candidateAddress.clear ();
   p.audio = false;
