@@ -1,13 +1,10 @@
 /* Drives a libFuzzer target without libFuzzer (a gcc build, the test
  * suite): replays the files given on the command line, or runs seeded
- * mutations of valid messages the fan-out's port reads (a STUN Binding
- * request as a browser sends it, an RTCP compound packet with every
- * feedback format the fan-out reads, a DTLS ClientHello): bit flips,
+ * mutations of the valid inputs the target gives (fuzzSeeds): bit flips,
  * overwritten and inserted bytes, truncations, splices of two seeds.
  *
- *   fuzz-fanout-input [--runs N] [--seed S] [FILE...] */
-#include "xdn-fanout-dtls.h"
-#include "xdn-fanout-stun.h"
+ *   fuzz-TARGET [--runs N] [--seed S] [FILE...] */
+#include "fuzz-seeds.h"
 
 #include <cstdint>
 #include <cstdio>
@@ -21,68 +18,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
-using namespace xdn::fanout;
 using Bytes = std::vector<uint8_t>;
 
 namespace {
-
-Bytes
-stunSeed ()
-{
-  uint8_t buf[512];
-  std::array<uint8_t, 12> id {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
-  StunBuilder b (buf, sizeof buf, kStunMethodBinding, StunClass::Request, id);
-  b.addString (stunattr::Username, "serverufrag:viewerufrag");
-  b.addU32 (stunattr::Priority, 1845501695);
-  b.addU64 (0x802A /* ICE-CONTROLLING */, 0x1122334455667788ull);
-  b.addFlag (stunattr::UseCandidate);
-  b.addIntegrity ("an ICE password of the viewer");
-  b.addFingerprint ();
-  return Bytes (buf, buf + b.size ());
-}
-
-Bytes
-rtcpSeed ()
-{
-  return {
-    /* RR, one report block */
-    0x81, 201, 0x00, 0x07, 0x11, 0x11, 0x11, 0x11,
-    0x22, 0x22, 0x22, 0x22, 0x05, 0x00, 0x00, 0x03, 0x00, 0x00, 0x10, 0x00,
-    0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    /* PLI */
-    0x81, 206, 0x00, 0x02, 0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x22, 0x22,
-    /* NACK: 1000 and 1002 */
-    0x81, 205, 0x00, 0x03, 0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x22, 0x22,
-    0x03, 0xe8, 0x00, 0x02,
-    /* FIR */
-    0x84, 206, 0x00, 0x04, 0x11, 0x11, 0x11, 0x11, 0x00, 0x00, 0x00, 0x00,
-    0x22, 0x22, 0x22, 0x22, 0x07, 0x00, 0x00, 0x00,
-    /* REMB: 1.5 Mbit/s for one SSRC */
-    0x8f, 206, 0x00, 0x05, 0x11, 0x11, 0x11, 0x11, 0x00, 0x00, 0x00, 0x00,
-    'R', 'E', 'M', 'B', 0x01, 0x16, 0xe3, 0x60, 0x22, 0x22, 0x22, 0x22,
-    /* transport-cc: base 7, 4 packets, a run of "small delta" and deltas */
-    0x8f, 205, 0x00, 0x05, 0x11, 0x11, 0x11, 0x11, 0x22, 0x22, 0x22, 0x22,
-    0x00, 0x07, 0x00, 0x04, 0x00, 0x00, 0x10, 0x01, 0x20, 0x04, 0x04, 0x08,
-    0x02, 0x03, 0x00, 0x00,
-    /* BYE */
-    0x81, 203, 0x00, 0x01, 0x11, 0x11, 0x11, 0x11,
-  };
-}
-
-Bytes
-clientHelloSeed ()
-{
-  auto server = DtlsContext::create (DtlsCertificate::generate ());
-  auto client = DtlsContext::create (DtlsCertificate::generate ());
-  Bytes hello;
-  DtlsSession session (client, DtlsRole::Client, server->certificate ().fingerprint (),
-      [&hello] (const uint8_t *d, size_t n) {
-        if (hello.empty ())
-          hello.assign (d, d + n);
-      });
-  session.start ();
-  return hello;
-}
 
 Bytes
 mutate (const std::vector<Bytes> &seeds, std::mt19937 &rng)
@@ -162,7 +100,7 @@ main (int argc, char **argv)
     std::printf ("%zu inputs replayed\n", files.size ());
     return 0;
   }
-  const std::vector<Bytes> seeds = {stunSeed (), rtcpSeed (), clientHelloSeed ()};
+  const std::vector<Bytes> seeds = fuzzSeeds ();
   for (const auto &s : seeds)
     LLVMFuzzerTestOneInput (s.data (), s.size ());
   std::mt19937 rng (static_cast<uint32_t> (seed));
