@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -66,6 +67,13 @@ constexpr milliseconds kHousekeeping {100};
  * they are all sent in one round, each viewer's go out as one GSO batch (a
  * single trip through the kernel) instead of one by one. */
 constexpr microseconds kPictureHold {1500};
+
+/* Names a thread as `top -H` and `perf` show it (at most 15 characters). */
+void
+nameThread (std::thread &t, const std::string &name)
+{
+  pthread_setname_np (t.native_handle (), name.substr (0, 15).c_str ());
+}
 
 std::string
 randomString (size_t n)
@@ -416,11 +424,13 @@ struct FanoutCore::Impl {
 /* One sending thread. */
 class Sender {
 public:
-  explicit Sender (FanoutCore::Impl &core)
+  Sender (FanoutCore::Impl &core, unsigned index)
       : core_ (core), batch_ (core.fd), arena_ (UdpBatchSender::kMaxBatch * kSlotSize)
   {
     batch_.setGso (core.gso);
+    authJobs_.reserve (UdpBatchSender::kMaxBatch);
     thread_ = std::thread ([this] { run (); });
+    nameThread (thread_, "fanout-send" + std::to_string (index));
   }
   ~Sender () { stop (); }
 
@@ -485,6 +495,7 @@ private:
   void resend (ViewerSend &v, const Retransmit &r);
   void sendReports (ViewerSend &v, Clock::time_point now, bool bye);
   uint8_t *slot ();
+  bool protect (ViewerSend &v, uint8_t *s, size_t size, size_t &outSize);
   void queue (ViewerSend &v, uint8_t *slot, size_t size);
   void flush ();
   void publish (ViewerSend &v);
@@ -511,6 +522,8 @@ private:
   UdpBatchSender batch_;
   std::vector<uint8_t> arena_;
   size_t slotsUsed_ = 0;
+  /* Tags of the queued packets still to compute, all at once in flush (). */
+  std::vector<HmacSha1::Job> authJobs_;
   bool moreWork_ = false;
   Clock::time_point nextReports_;
   Clock::time_point roundNow_;         /* the send time of this round's packets */
@@ -668,17 +681,39 @@ Sender::slot ()
   return arena_.data () + slotsUsed_ * kSlotSize;
 }
 
+/* SRTP-protects the packet in slot @s for @v; with an HMAC-SHA1 profile
+ * its tag waits for flush (), which computes the round's tags together.
+ * The packet must be queued next. */
+bool
+Sender::protect (ViewerSend &v, uint8_t *s, size_t size, size_t &outSize)
+{
+  HmacSha1::Job auth;
+  if (v.out.protectRtp (s, size, kSlotSize, outSize, &auth) != SrtpStatus::Ok) {
+    srtpErrors++;
+    return false;
+  }
+  if (auth.key)
+    authJobs_.push_back (auth);
+  return true;
+}
+
 void
 Sender::queue (ViewerSend &v, uint8_t *s, size_t size)
 {
-  if (!batch_.queue (v.address, s, size))
-    return;  /* not IPv4 / IPv6: nothing to send to yet */
+  if (!batch_.queue (v.address, s, size)) {
+    /* not IPv4 / IPv6: nothing to send to yet; the slot is reused */
+    if (!authJobs_.empty () && authJobs_.back ().message == s)
+      authJobs_.pop_back ();
+    return;
+  }
   slotsUsed_++;
 }
 
 void
 Sender::flush ()
 {
+  HmacSha1::many (authJobs_.data (), authJobs_.size ());
+  authJobs_.clear ();
   if (batch_.queued () > 0) {
     const uint64_t before = batch_.stats ().dropped;
     batch_.flush ();
@@ -757,10 +792,8 @@ Sender::sendPacket (ViewerSend &v, const Packet &p)
   t->octets += static_cast<uint32_t> (p.payloadSize ());
   t->started = true;
   size_t outSize = 0;
-  if (v.out.protectRtp (s, size, kSlotSize, outSize) != SrtpStatus::Ok) {
-    srtpErrors++;
+  if (!protect (v, s, size, outSize))
     return;
-  }
   sent (v, *t, outSize);
   queue (v, s, outSize);
   v.roundPackets++;
@@ -788,10 +821,8 @@ Sender::resend (ViewerSend &v, const Retransmit &r)
   wr32 (s + 4, p->timestamp () + t->tsDelta);
   wr32 (s + 8, t->rewriter.ssrc ());
   size_t outSize = 0;
-  if (v.out.protectRtp (s, size, kSlotSize, outSize) != SrtpStatus::Ok) {
-    srtpErrors++;
+  if (!protect (v, s, size, outSize))
     return;
-  }
   sent (v, *t, outSize);
   queue (v, s, outSize);
   v.roundRetransmits++;
@@ -1562,6 +1593,15 @@ FanoutCore::create (const FanoutSettings &settings, FanoutCallbacks callbacks, s
   int bufSize = 8 * 1024 * 1024;
   setsockopt (impl->fd, SOL_SOCKET, SO_SNDBUF, &bufSize, sizeof (bufSize));
   setsockopt (impl->fd, SOL_SOCKET, SO_RCVBUF, &bufSize, sizeof (bufSize));
+  /* Don't fragment, whatever the path MTU cache says (WebRTC packets fit a
+   * 1280-byte MTU). With DF set the kernel also skips the shared IP ID
+   * generator that every unconnected send would otherwise go through. */
+  int probe = IP_PMTUDISC_PROBE;
+  setsockopt (impl->fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof (probe));
+  if (v6) {
+    probe = IPV6_PMTUDISC_PROBE;
+    setsockopt (impl->fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe, sizeof (probe));
+  }
   if (bind (impl->fd, bindAddr.sa (), bindAddr.length) != 0)
     return fail ("cannot bind UDP " + bindAddr.toString () + ": " + std::strerror (errno));
   sockaddr_storage bound {};
@@ -1587,8 +1627,9 @@ FanoutCore::create (const FanoutSettings &settings, FanoutCallbacks callbacks, s
 
   Impl *raw = impl.get ();
   for (unsigned i = 0; i < impl->settings.threads; i++)
-    impl->senders.push_back (std::make_unique<Sender> (*raw));
+    impl->senders.push_back (std::make_unique<Sender> (*raw, i));
   impl->recvThread = std::thread ([raw] { raw->recvLoop (); });
+  nameThread (impl->recvThread, "fanout-recv");
   return std::unique_ptr<FanoutCore> (new FanoutCore (std::move (impl)));
 }
 

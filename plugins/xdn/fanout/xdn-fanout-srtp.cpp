@@ -326,8 +326,11 @@ SrtpContext::rolloverCounter (uint32_t ssrc) const
 /* ---- RTP ---- */
 
 SrtpStatus
-SrtpContext::protectRtp (uint8_t *p, size_t size, size_t capacity, size_t &outSize)
+SrtpContext::protectRtp (uint8_t *p, size_t size, size_t capacity, size_t &outSize,
+    HmacSha1::Job *auth)
 {
+  if (auth)
+    auth->key = nullptr;
   if (!params_)
     return SrtpStatus::NotReady;
   size_t hl = rtpHeaderLength (p, size);
@@ -366,14 +369,19 @@ SrtpContext::protectRtp (uint8_t *p, size_t size, size_t capacity, size_t &outSi
         EVP_CipherUpdate (c, p + hl, &n, p + hl, static_cast<int> (size - hl)) != 1)
       return SrtpStatus::CryptoError;
     /* RFC 3711 4.2: tag = HMAC (packet || ROC), truncated */
-    uint8_t rocBytes[4];
-    wr32 (rocBytes, roc);
-    uint8_t mac[HmacSha1::kDigestSize];
-    rtp_->auth.begin ();
-    rtp_->auth.update (p, size);
-    rtp_->auth.update (rocBytes, sizeof (rocBytes));
-    rtp_->auth.finish (mac);
-    memcpy (p + size, mac, tag);
+    if (auth) {
+      *auth = HmacSha1::Job {&rtp_->auth, p, size, {}, 4, p + size, tag};
+      wr32 (auth->suffix, roc);
+    } else {
+      uint8_t rocBytes[4];
+      wr32 (rocBytes, roc);
+      uint8_t mac[HmacSha1::kDigestSize];
+      rtp_->auth.begin ();
+      rtp_->auth.update (p, size);
+      rtp_->auth.update (rocBytes, sizeof (rocBytes));
+      rtp_->auth.finish (mac);
+      memcpy (p + size, mac, tag);
+    }
   }
 
   /* A retransmission (delta <= 0) leaves the highest index where it is. */

@@ -111,7 +111,17 @@ public:
    * @capacity; on Ok, @outSize is the SRTP size (size + rtpTrailer ()).
    * Sending an index again (a retransmission under the same SSRC) is
    * allowed and produces the same bytes as the first time. */
-  SrtpStatus protectRtp (uint8_t *packet, size_t size, size_t capacity, size_t &outSize);
+  SrtpStatus protectRtp (uint8_t *packet, size_t size, size_t capacity, size_t &outSize)
+  {
+    return protectRtp (packet, size, capacity, outSize, nullptr);
+  }
+  /* The same, but with an HMAC-SHA1 profile the tag is left to @auth when
+   * it is given: filled in (auth->key set; null with AES-GCM, whose tag is
+   * done), its computation (HmacSha1::many) is the caller's, before the
+   * packet goes out and while this context lives. The fan-out
+   * authenticates a packet for many viewers at once that way. */
+  SrtpStatus protectRtp (uint8_t *packet, size_t size, size_t capacity, size_t &outSize,
+      HmacSha1::Job *auth);
   /* SRTCP: always encrypted (E flag set), index counted per sender SSRC. */
   SrtpStatus protectRtcp (uint8_t *packet, size_t size, size_t capacity, size_t &outSize);
 

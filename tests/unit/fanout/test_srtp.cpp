@@ -297,6 +297,40 @@ TEST_P (SrtpProfiles, RetransmissionProducesTheSameBytes)
   EXPECT_EQ (protect (p10), first);
 }
 
+TEST_P (SrtpProfiles, DeferredTagsComputedTogetherEqualTheInPlaceOnes)
+{
+  /* Two contexts with the same keys: one protects in place, the other
+   * leaves its tags to HmacSha1::many, across a sequence wrap. */
+  SrtpContext deferred;
+  ASSERT_TRUE (deferred.init (GetParam (), keys_.key.data (), keys_.salt.data ()));
+  std::vector<std::vector<uint8_t>> expected, sealed;
+  std::vector<HmacSha1::Job> jobs;
+  sealed.reserve (40);
+  for (int i = 0; i < 40; i++) {
+    const uint16_t seq = static_cast<uint16_t> (65520 + i);
+    auto plain = fanouttest::rtpPacket (seq, 0, 77, 100 + 25 * (i % 3));
+    expected.push_back (protect (plain));
+    auto p = plain;
+    p.resize (plain.size () + SrtpContext::kMaxTrailer);
+    size_t out = 0;
+    HmacSha1::Job job;
+    ASSERT_EQ (deferred.protectRtp (p.data (), plain.size (), p.size (), out, &job), SrtpStatus::Ok);
+    p.resize (out);
+    sealed.push_back (std::move (p));
+    if (GetParam () == SrtpProfile::AeadAes128Gcm) {
+      EXPECT_EQ (job.key, nullptr) << "GCM's tag is done in place";
+      continue;
+    }
+    ASSERT_NE (job.key, nullptr);
+    job.message = sealed.back ().data ();
+    job.tag = sealed.back ().data () + plain.size ();
+    jobs.push_back (job);
+  }
+  HmacSha1::many (jobs.data (), jobs.size ());
+  for (int i = 0; i < 40; i++)
+    EXPECT_EQ (sealed[i], expected[i]) << i;
+}
+
 TEST_P (SrtpProfiles, SourcesKeepTheirOwnCounters)
 {
   auto a = protect (fanouttest::rtpPacket (65535, 0, 1, 10));
