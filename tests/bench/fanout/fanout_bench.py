@@ -176,11 +176,13 @@ def measure(server, pid, url, viewers, args, host):
     watch = ProcWatch(pid)
     threads_before, rss_before_kb = watch.status()
     sample = min(args.sample, viewers)
+    slow = viewers * args.slow_percent // 100
+    slow_args = ["--slow", str(slow), "--slow-rate", "250", "--slow-loss", "5"] if slow else []
     ramp_s = viewers / args.ramp
     with watch:
         status, report, out, err = run_loadtest(
             "--whep", url, "--viewers", str(viewers), "--ramp", f"{args.ramp}/s",
-            "--duration", str(args.hold), "--sample", str(sample),
+            "--duration", str(args.hold), "--sample", str(sample), *slow_args,
             "--ice-address", VIEWER_ADDRESS if host else ADDRESS,
             "--server-pid", str(pid), "--server-idle", "2", "--json-viewers",
             "--connect-timeout", "20", "--verify-every", "16", timeout=ramp_s + args.hold + 90,
@@ -190,8 +192,9 @@ def measure(server, pid, url, viewers, args, host):
     cpu = report["cpu"]
     per_viewer_second = cpu.get("serverSteadyMsPerViewerSecond", -1)
     packets_per_viewer_second = report["packets"] / report["viewerSeconds"] if report["viewerSeconds"] else 0
-    worst = min((v["packets"] / v["expected"] for v in report["viewerResults"] if v.get("expected")),
-                default=0.0)
+    # Slow viewers (--slow-percent) lose on their own link: the others count.
+    worst = min((v["packets"] / v["expected"] for v in report["viewerResults"]
+                 if v.get("expected") and not v.get("slow")), default=0.0)
     return {
         "server": server,
         "viewers": viewers,
@@ -212,6 +215,7 @@ def measure(server, pid, url, viewers, args, host):
         "loadtestMsPerViewerSecond": cpu.get("loadtestSteadyMsPerViewerSecond", -1),
         "loadtestLaggedPercent": report["readLag"]["laggedPercent"],
         "failures": report["failures"],
+        "slowViewers": slow,
     }
 
 
@@ -248,6 +252,9 @@ def main():
                         help="Janus's event_loops (0: its default, a thread per viewer)")
     parser.add_argument("--link", choices=("veth", "loopback"), default="veth",
                         help="how viewers reach the servers (see above)")
+    parser.add_argument("--slow-percent", type=int, default=0,
+                        help="this share of the viewers sit on an emulated 250 kbit/s link with 5 %% loss "
+                             "and NACK their holes (xdn-loadtest --slow); the others must not suffer")
     parser.add_argument("--no-audio", dest="audio", action="store_false",
                         help="send the H.264 stream alone, without Opus (the SRS benchmark's stream)")
     parser.add_argument("--json", help="also write every row to this file")
