@@ -1,29 +1,18 @@
 #include "slow-link.h"
 
+#include "xdn-fanout-bytes.h"
+
 #include <algorithm>
 
 namespace xdn::loadtest {
+
+using fanout::wr16;
+using fanout::wr32;
 
 namespace {
 
 /* The largest datagram the link must be able to pass at all. */
 constexpr double kMaxDatagram = 1500;
-
-inline void
-wr16 (uint8_t *p, uint16_t v)
-{
-  p[0] = static_cast<uint8_t> (v >> 8);
-  p[1] = static_cast<uint8_t> (v);
-}
-
-inline void
-wr32 (uint8_t *p, uint32_t v)
-{
-  p[0] = static_cast<uint8_t> (v >> 24);
-  p[1] = static_cast<uint8_t> (v >> 16);
-  p[2] = static_cast<uint8_t> (v >> 8);
-  p[3] = static_cast<uint8_t> (v);
-}
 
 }  // namespace
 

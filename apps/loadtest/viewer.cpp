@@ -1,6 +1,7 @@
 #include "viewer.h"
 
 #include "sampler.h"
+#include "xdn-fanout-bytes.h"
 #include "xdn-fanout-stun.h"
 
 #include <sys/socket.h>
@@ -40,35 +41,6 @@ randomIceString (std::mt19937_64 &rng, size_t n)
   for (auto &c : s)
     c = kIceChars[rng () % (sizeof kIceChars - 1)];
   return s;
-}
-
-inline uint16_t
-rd16 (const uint8_t *p)
-{
-  return static_cast<uint16_t> (p[0] << 8 | p[1]);
-}
-
-inline uint32_t
-rd32 (const uint8_t *p)
-{
-  return static_cast<uint32_t> (p[0]) << 24 | static_cast<uint32_t> (p[1]) << 16 |
-      static_cast<uint32_t> (p[2]) << 8 | p[3];
-}
-
-inline void
-wr16 (uint8_t *p, uint16_t v)
-{
-  p[0] = static_cast<uint8_t> (v >> 8);
-  p[1] = static_cast<uint8_t> (v);
-}
-
-inline void
-wr32 (uint8_t *p, uint32_t v)
-{
-  p[0] = static_cast<uint8_t> (v >> 24);
-  p[1] = static_cast<uint8_t> (v >> 16);
-  p[2] = static_cast<uint8_t> (v >> 8);
-  p[3] = static_cast<uint8_t> (v);
 }
 
 std::string

@@ -325,6 +325,17 @@ SrtpContext::rolloverCounter (uint32_t ssrc) const
 
 /* ---- RTP ---- */
 
+/* The SRTP tag of @size bytes at @p with rollover counter @roc, to be
+ * written to @tag (@tagLength bytes). */
+HmacSha1::Job
+SrtpContext::rtpAuthJob (const uint8_t *p, size_t size, uint32_t roc, uint8_t *tag,
+    size_t tagLength) const
+{
+  HmacSha1::Job job {&rtp_->auth, p, size, {}, 4, tag, tagLength};
+  wr32 (job.suffix, roc);
+  return job;
+}
+
 SrtpStatus
 SrtpContext::protectRtp (uint8_t *p, size_t size, size_t capacity, size_t &outSize,
     HmacSha1::Job *auth)
@@ -369,19 +380,11 @@ SrtpContext::protectRtp (uint8_t *p, size_t size, size_t capacity, size_t &outSi
         EVP_CipherUpdate (c, p + hl, &n, p + hl, static_cast<int> (size - hl)) != 1)
       return SrtpStatus::CryptoError;
     /* RFC 3711 4.2: tag = HMAC (packet || ROC), truncated */
-    if (auth) {
-      *auth = HmacSha1::Job {&rtp_->auth, p, size, {}, 4, p + size, tag};
-      wr32 (auth->suffix, roc);
-    } else {
-      uint8_t rocBytes[4];
-      wr32 (rocBytes, roc);
-      uint8_t mac[HmacSha1::kDigestSize];
-      rtp_->auth.begin ();
-      rtp_->auth.update (p, size);
-      rtp_->auth.update (rocBytes, sizeof (rocBytes));
-      rtp_->auth.finish (mac);
-      memcpy (p + size, mac, tag);
-    }
+    HmacSha1::Job job = rtpAuthJob (p, size, roc, p + size, tag);
+    if (auth)
+      *auth = job;
+    else
+      HmacSha1::many (&job, 1);
   }
 
   /* A retransmission (delta <= 0) leaves the highest index where it is. */
@@ -437,13 +440,9 @@ SrtpContext::unprotectRtp (uint8_t *p, size_t size, size_t &outSize)
     if (EVP_CipherFinal_ex (c, p + plain, &n) != 1)
       return SrtpStatus::AuthFail;
   } else {
-    uint8_t rocBytes[4];
-    wr32 (rocBytes, roc);
     uint8_t mac[HmacSha1::kDigestSize];
-    rtp_->auth.begin ();
-    rtp_->auth.update (p, plain);
-    rtp_->auth.update (rocBytes, sizeof (rocBytes));
-    rtp_->auth.finish (mac);
+    HmacSha1::Job job = rtpAuthJob (p, plain, roc, mac, tag);
+    HmacSha1::many (&job, 1);
     if (CRYPTO_memcmp (mac, p + plain, tag) != 0)
       return SrtpStatus::AuthFail;
     uint8_t iv[16];

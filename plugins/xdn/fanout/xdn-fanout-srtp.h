@@ -156,6 +156,8 @@ private:
   };
   struct SessionKeys;
 
+  HmacSha1::Job rtpAuthJob (const uint8_t *p, size_t size, uint32_t roc, uint8_t *tag,
+      size_t tagLength) const;
   Stream *findStream (uint32_t ssrc);
   const Stream *findStream (uint32_t ssrc) const;
   Stream *addStream (uint32_t ssrc);
