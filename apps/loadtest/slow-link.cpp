@@ -63,43 +63,6 @@ SlowLink::admit (size_t bytes, int64_t nowUs)
   return true;
 }
 
-/* ------------------------------------------------------------- NACK */
-
-size_t
-buildGenericNack (uint8_t *out, size_t capacity, uint32_t senderSsrc, uint32_t mediaSsrc,
-    const uint16_t *seqs, size_t count)
-{
-  if (count == 0 || capacity < 12)
-    return 0;
-  /* In order from the first one on: distances from it, modulo 2^16. */
-  const uint16_t first = seqs[0];
-  std::vector<uint16_t> d (seqs, seqs + count);
-  for (auto &s : d)
-    s = static_cast<uint16_t> (s - first);
-  std::sort (d.begin (), d.end ());
-  d.erase (std::unique (d.begin (), d.end ()), d.end ());
-
-  size_t n = 12;
-  size_t i = 0;
-  while (i < d.size ()) {
-    const uint16_t pid = d[i];
-    uint16_t blp = 0;
-    for (i++; i < d.size () && d[i] - pid <= 16; i++)
-      blp = static_cast<uint16_t> (blp | (1u << (d[i] - pid - 1)));
-    if (n + 4 > capacity)
-      return 0;
-    wr16 (out + n, static_cast<uint16_t> (first + pid));
-    wr16 (out + n + 2, blp);
-    n += 4;
-  }
-  out[0] = 0x80 | 1;  /* V=2, FMT 1: generic NACK */
-  out[1] = 205;       /* RTPFB */
-  wr16 (out + 2, static_cast<uint16_t> (n / 4 - 1));
-  wr32 (out + 4, senderSsrc);
-  wr32 (out + 8, mediaSsrc);
-  return n;
-}
-
 /* ---------------------------------------------------------- NackTracker */
 
 NackTracker::Arrival

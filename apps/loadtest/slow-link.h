@@ -55,15 +55,6 @@ private:
   uint64_t droppedByLoss_ = 0;
 };
 
-/* A generic NACK (RTPFB, FMT 1) from @senderSsrc about @mediaSsrc for
- * @seqs: sorted from the first of them on (so that a list across the wrap
- * stays in order), duplicates merged, packed into as few PID/BLP entries
- * as they allow (a PID and the 16 that follow it per entry). Writes into
- * @out; returns its size, or 0 when @capacity is too small or @count is
- * 0. */
-size_t buildGenericNack (uint8_t *out, size_t capacity, uint32_t senderSsrc, uint32_t mediaSsrc,
-    const uint16_t *seqs, size_t count);
-
 /* The holes in one video source as its sequence numbers arrive: each
  * missing number is handed out once to be NACKed, and a packet that comes
  * after it was asked for is known as a retransmission. The picture is

@@ -2,6 +2,7 @@
 
 #include "sampler.h"
 #include "xdn-fanout-bytes.h"
+#include "xdn-fanout-rtcp.h"
 #include "xdn-fanout-stun.h"
 
 #include <sys/socket.h>
@@ -740,12 +741,7 @@ Viewer::sendRtcp (int64_t nowUs, bool bye)
   const bool wantPli = video && !bye &&
       (!pliSent_ || (sampler_ && sampler_->framesDecoded () == 0));
   if (wantPli) {
-    buf[n] = 0x81;
-    buf[n + 1] = 206;
-    wr16 (buf + n + 2, 2);
-    wr32 (buf + n + 4, ssrc_);
-    wr32 (buf + n + 8, video);
-    n += 12;
+    n += rtcpWritePli (buf + n, sizeof buf - n, ssrc_, video);
     pliSent_ = true;
     lastPliUs_ = nowUs;
   }
@@ -794,8 +790,8 @@ Viewer::sendRepairRequests (int64_t nowUs)
         continue;
       }
       const std::vector<uint16_t> seqs = s.nack.takePending (nowUs);
-      const size_t len = buildGenericNack (buf + n, 1400 - n, ssrc_, s.stats.ssrc (), seqs.data (),
-          seqs.size ());
+      const size_t len = rtcpWriteNack (buf + n, 1400 - n, ssrc_, s.stats.ssrc (), seqs.data (),
+          static_cast<unsigned> (seqs.size ()));
       if (len == 0)
         continue;
       n += len;
@@ -808,12 +804,7 @@ Viewer::sendRepairRequests (int64_t nowUs)
   const uint32_t video = videoSsrc ();
   bool pli = false;
   if (pliWanted_ && video && nowUs - lastPliUs_ >= kPliIntervalUs) {
-    buf[n] = 0x81;
-    buf[n + 1] = 206;
-    wr16 (buf + n + 2, 2);
-    wr32 (buf + n + 4, ssrc_);
-    wr32 (buf + n + 8, video);
-    n += 12;
+    n += rtcpWritePli (buf + n, sizeof buf - n, ssrc_, video);
     pli = true;
   }
   if (n > 0) {

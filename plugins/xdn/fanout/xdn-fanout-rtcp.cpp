@@ -259,23 +259,25 @@ rtcpWriteNack (uint8_t *out, size_t capacity, uint32_t senderSsrc, uint32_t medi
 {
   if (count == 0 || capacity < 16)
     return 0;
-  uint16_t sorted[kRtcpMaxNacksPerPacket];
+  /* Distances from the first, so that a list across the wrap stays in
+   * order; duplicates merged. */
+  uint16_t d[kRtcpMaxNacksPerPacket];
   count = std::min (count, kRtcpMaxNacksPerPacket);
-  std::copy (seqs, seqs + count, sorted);
-  std::sort (sorted, sorted + count);
+  const uint16_t first = seqs[0];
+  for (unsigned i = 0; i < count; i++)
+    d[i] = static_cast<uint16_t> (seqs[i] - first);
+  std::sort (d, d + count);
+  count = static_cast<unsigned> (std::unique (d, d + count) - d);
   size_t pos = 12;
   unsigned i = 0;
   while (i < count) {
     if (pos + 4 > capacity)
       return 0;
-    const uint16_t pid = sorted[i++];
+    const uint16_t pid = d[i++];
     uint16_t blp = 0;
-    while (i < count && uint16_t (sorted[i] - pid) <= 16) {
-      if (sorted[i] != pid)
-        blp |= static_cast<uint16_t> (1u << (uint16_t (sorted[i] - pid) - 1));
-      i++;
-    }
-    wr16 (out + pos, pid);
+    for (; i < count && d[i] - pid <= 16; i++)
+      blp = static_cast<uint16_t> (blp | (1u << (d[i] - pid - 1)));
+    wr16 (out + pos, static_cast<uint16_t> (first + pid));
     wr16 (out + pos + 2, blp);
     pos += 4;
   }

@@ -159,7 +159,10 @@ size_t rtcpWriteSenderReport (uint8_t *out, size_t capacity, uint32_t ssrc, uint
 /* Receiver-side messages (for viewers in tests and load clients). */
 size_t rtcpWriteReceiverReport (uint8_t *out, size_t capacity, uint32_t senderSsrc,
     const RtcpReportBlock *blocks, unsigned count);
-/* Generic NACK for @seqs (any order, grouped into PID/BLP entries). */
+/* Generic NACK for @seqs (any order; sorted from the first on, so that a
+ * list across the wrap stays in order, duplicates merged), packed into as
+ * few PID/BLP entries as they allow. 0 when @capacity is too small or
+ * @count is 0; at most kRtcpMaxNacksPerPacket are read. */
 size_t rtcpWriteNack (uint8_t *out, size_t capacity, uint32_t senderSsrc, uint32_t mediaSsrc,
     const uint16_t *seqs, unsigned count);
 size_t rtcpWritePli (uint8_t *out, size_t capacity, uint32_t senderSsrc, uint32_t mediaSsrc);

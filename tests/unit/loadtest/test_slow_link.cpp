@@ -11,6 +11,7 @@
 #include <vector>
 
 using namespace xdn::loadtest;
+using xdn::fanout::rtcpWriteNack;
 
 namespace {
 
@@ -31,8 +32,8 @@ std::vector<Entry>
 entries (const std::vector<uint16_t> &seqs)
 {
   uint8_t buf[2048];
-  const size_t n = buildGenericNack (buf, sizeof buf, 0x11223344, 0xaabbccdd, seqs.data (),
-      seqs.size ());
+  const size_t n = rtcpWriteNack (buf, sizeof buf, 0x11223344, 0xaabbccdd, seqs.data (),
+      static_cast<unsigned> (seqs.size ()));
   EXPECT_GE (n, 16u);
   EXPECT_EQ (n % 4, 0u);
   EXPECT_EQ (buf[0], 0x81);   /* V=2, P=0, FMT 1 */
@@ -62,8 +63,8 @@ std::set<uint16_t>
 parsed (const std::vector<uint16_t> &seqs)
 {
   uint8_t buf[2048];
-  const size_t n = buildGenericNack (buf, sizeof buf, 0x11223344, 0xaabbccdd, seqs.data (),
-      seqs.size ());
+  const size_t n = rtcpWriteNack (buf, sizeof buf, 0x11223344, 0xaabbccdd, seqs.data (),
+      static_cast<unsigned> (seqs.size ()));
   NackReader r;
   EXPECT_EQ (xdn::fanout::rtcpParse (buf, n, r), xdn::fanout::RtcpParseStatus::Ok);
   return r.seqs;
@@ -111,11 +112,11 @@ TEST (GenericNack, RefusesWhatDoesNotFit)
 {
   uint8_t buf[64];
   const uint16_t seqs[] = {1, 100, 200, 300};
-  EXPECT_EQ (buildGenericNack (buf, 12, 1, 2, seqs, 1), 0u);
-  EXPECT_EQ (buildGenericNack (buf, 16, 1, 2, seqs, 1), 16u);
-  EXPECT_EQ (buildGenericNack (buf, 20, 1, 2, seqs, 4), 0u);
-  EXPECT_EQ (buildGenericNack (buf, sizeof buf, 1, 2, seqs, 4), 28u);
-  EXPECT_EQ (buildGenericNack (buf, sizeof buf, 1, 2, seqs, 0), 0u);
+  EXPECT_EQ (rtcpWriteNack (buf, 12, 1, 2, seqs, 1), 0u);
+  EXPECT_EQ (rtcpWriteNack (buf, 16, 1, 2, seqs, 1), 16u);
+  EXPECT_EQ (rtcpWriteNack (buf, 20, 1, 2, seqs, 4), 0u);
+  EXPECT_EQ (rtcpWriteNack (buf, sizeof buf, 1, 2, seqs, 4), 28u);
+  EXPECT_EQ (rtcpWriteNack (buf, sizeof buf, 1, 2, seqs, 0), 0u);
 }
 
 TEST (TokenBucket, StartsFullAndDropsWhatIsOverIt)
