@@ -84,15 +84,20 @@ class ViewerHost:
         self.holder = subprocess.Popen(
             ["unshare", "-n", "-m", "sh", "-c", "mount -t sysfs sysfs /sys && exec sleep 100000"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
-        # In its namespaces (with /sys mounted) once it has become the sleep.
-        wait_for(lambda: self._comm() == "sleep", 10, "the viewers' namespace")
-        subprocess.run(["ip", "link", "set", "xdnb1", "netns", str(self.holder.pid)], check=True)
-        self.wrapper = ["nsenter", "-t", str(self.holder.pid), "-n", "-m"]
-        subprocess.run([*self.wrapper, "sh", "-c",
-                        "ip link set lo up && "
-                        f"ip addr add {VIEWER_ADDRESS}/24 dev xdnb1 && ip link set xdnb1 up && "
-                        "ethtool -K xdnb1 gro on rx-udp-gro-forwarding on && echo 1 > /sys/class/net/xdnb1/threaded"],
-                       check=True, stdout=subprocess.DEVNULL)
+        try:
+            # In its namespaces (with /sys mounted) once it has become the sleep.
+            wait_for(lambda: self._comm() == "sleep", 10, "the viewers' namespace")
+            subprocess.run(["ip", "link", "set", "xdnb1", "netns", str(self.holder.pid)], check=True)
+            self.wrapper = ["nsenter", "-t", str(self.holder.pid), "-n", "-m"]
+            subprocess.run([*self.wrapper, "sh", "-c",
+                            "ip link set lo up && "
+                            f"ip addr add {VIEWER_ADDRESS}/24 dev xdnb1 && ip link set xdnb1 up && "
+                            "ethtool -K xdnb1 gro on rx-udp-gro-forwarding on && "
+                            "echo 1 > /sys/class/net/xdnb1/threaded"],
+                           check=True, stdout=subprocess.DEVNULL)
+        except BaseException:
+            self.stop()  # the holder would outlive the run
+            raise
 
     def _comm(self):
         try:
