@@ -188,7 +188,12 @@ FanoutEgress::stats () const
   gst_structure_get_uint64 (st, "bytes-sent", &s.bytesSent);
   gst_structure_get_uint64 (st, "retransmits", &s.retransmits);
   gst_structure_get_uint64 (st, "dropped", &s.dropped);
+  gst_structure_get_uint64 (st, "nacks", &s.nacks);
+  gst_structure_get_uint64 (st, "nack-misses", &s.nackMisses);
+  gst_structure_get_uint64 (st, "plis", &s.plis);
+  gst_structure_get_uint64 (st, "firs", &s.firs);
   gst_structure_get_uint64 (st, "keyframe-requests", &s.keyframeRequests);
+  gst_structure_get_uint64 (st, "keyframe-requests-limited", &s.keyframeRequestsLimited);
   gst_structure_get_uint64 (st, "transport-cc-feedbacks", &s.transportCcFeedbacks);
   gst_structure_get_uint64 (st, "transport-cc-received", &s.transportCcReceived);
   gst_structure_get_uint64 (st, "transport-cc-lost", &s.transportCcLost);

@@ -30,7 +30,12 @@ struct FanoutSettings {
 
 struct FanoutStats {
   guint64 viewers = 0, connected = 0, tracks = 0, packetsSent = 0, bytesSent = 0,
-      retransmits = 0, dropped = 0, keyframeRequests = 0;
+      retransmits = 0, dropped = 0;
+  /* From the viewers: packets their NACKs reported lost (and those no longer
+   * in the history), PLIs and FIRs; keyframe requests passed upstream, and
+   * those the rate limit held back to make once, later. */
+  guint64 nacks = 0, nackMisses = 0, plis = 0, firs = 0, keyframeRequests = 0,
+      keyframeRequestsLimited = 0;
   /* Transport-cc feedback from the viewers: messages, and the packets they
    * reported received and not received. */
   guint64 transportCcFeedbacks = 0, transportCcReceived = 0, transportCcLost = 0;

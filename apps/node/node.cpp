@@ -1371,44 +1371,56 @@ Node::handleMetrics (SoupServerMessage *msg)
     m.family ("xdn_fanout_fallbacks_total", "counter",
         "Viewers the fan-out refused (no codec match) that were tried with a webrtcbin of their own.");
     m.sample ("xdn_fanout_fallbacks_total", fanoutFallbacks_);
-    m.family ("xdn_fanout_viewers", "gauge",
-        "Viewers held by a stream's fan-out (added, not yet removed).");
     std::vector<std::pair<std::string, FanoutStats>> fanouts;
     for (const auto &entry : egresses_)
       fanouts.emplace_back (entry.first, entry.second->stats ());
-    for (const auto &f : fanouts)
-      m.sample ("xdn_fanout_viewers", f.second.viewers, {{"stream", f.first}});
-    m.family ("xdn_fanout_connected_viewers", "gauge", "Fan-out viewers with DTLS-SRTP up.");
-    for (const auto &f : fanouts)
-      m.sample ("xdn_fanout_connected_viewers", f.second.connected, {{"stream", f.first}});
-    m.family ("xdn_fanout_packets_sent_total", "counter", "SRTP packets the fan-out sent to viewers.");
-    for (const auto &f : fanouts)
-      m.sample ("xdn_fanout_packets_sent_total", f.second.packetsSent, {{"stream", f.first}});
-    m.family ("xdn_fanout_bytes_sent_total", "counter", "SRTP bytes the fan-out sent to viewers.");
-    for (const auto &f : fanouts)
-      m.sample ("xdn_fanout_bytes_sent_total", f.second.bytesSent, {{"stream", f.first}});
-    m.family ("xdn_fanout_retransmits_total", "counter", "Packets sent again on a viewer's NACK.");
-    for (const auto &f : fanouts)
-      m.sample ("xdn_fanout_retransmits_total", f.second.retransmits, {{"stream", f.first}});
-    m.family ("xdn_fanout_dropped_total", "counter",
-        "Packets skipped by viewers that fell behind, or refused by the kernel.");
-    for (const auto &f : fanouts)
-      m.sample ("xdn_fanout_dropped_total", f.second.dropped, {{"stream", f.first}});
-    m.family ("xdn_fanout_transport_cc_feedbacks_total", "counter",
-        "Transport-cc feedback messages the fan-out's viewers sent.");
-    for (const auto &f : fanouts)
-      m.sample ("xdn_fanout_transport_cc_feedbacks_total", f.second.transportCcFeedbacks,
-          {{"stream", f.first}});
-    m.family ("xdn_fanout_transport_cc_received_total", "counter",
-        "Packets the viewers' transport-cc feedback reported received.");
-    for (const auto &f : fanouts)
-      m.sample ("xdn_fanout_transport_cc_received_total", f.second.transportCcReceived,
-          {{"stream", f.first}});
-    m.family ("xdn_fanout_transport_cc_lost_total", "counter",
-        "Packets the viewers' transport-cc feedback reported not received.");
-    for (const auto &f : fanouts)
-      m.sample ("xdn_fanout_transport_cc_lost_total", f.second.transportCcLost,
-          {{"stream", f.first}});
+    /* One sample per stream with a fan-out, for each of these. */
+    const struct {
+      const char *name, *type, *help;
+      guint64 FanoutStats::*value;
+    } perStream[] = {
+      {"xdn_fanout_viewers", "gauge", "Viewers held by a stream's fan-out (added, not yet removed).",
+          &FanoutStats::viewers},
+      {"xdn_fanout_connected_viewers", "gauge", "Fan-out viewers with DTLS-SRTP up.",
+          &FanoutStats::connected},
+      {"xdn_fanout_packets_sent_total", "counter", "SRTP packets the fan-out sent to viewers.",
+          &FanoutStats::packetsSent},
+      {"xdn_fanout_bytes_sent_total", "counter", "SRTP bytes the fan-out sent to viewers.",
+          &FanoutStats::bytesSent},
+      {"xdn_fanout_retransmits_total", "counter", "Packets sent again on a viewer's NACK.",
+          &FanoutStats::retransmits},
+      {"xdn_fanout_nacked_packets_total", "counter",
+          "Packets the viewers reported lost in their NACKs.", &FanoutStats::nacks},
+      {"xdn_fanout_nack_misses_total", "counter",
+          "NACKed packets no longer in the packet history, not sent again.",
+          &FanoutStats::nackMisses},
+      {"xdn_fanout_plis_total", "counter", "Picture loss indications from viewers.",
+          &FanoutStats::plis},
+      {"xdn_fanout_firs_total", "counter", "Full intra requests from viewers.", &FanoutStats::firs},
+      {"xdn_fanout_keyframe_requests_total", "counter",
+          "Keyframe requests the fan-out passed upstream: viewers' PLIs and FIRs, and viewers that fell behind.",
+          &FanoutStats::keyframeRequests},
+      {"xdn_fanout_keyframe_requests_limited_total", "counter",
+          "Keyframe requests held back by the rate limit and made once, later.",
+          &FanoutStats::keyframeRequestsLimited},
+      {"xdn_fanout_dropped_total", "counter",
+          "Packets skipped by viewers that fell behind, or refused by the kernel.",
+          &FanoutStats::dropped},
+      {"xdn_fanout_transport_cc_feedbacks_total", "counter",
+          "Transport-cc feedback messages the fan-out's viewers sent.",
+          &FanoutStats::transportCcFeedbacks},
+      {"xdn_fanout_transport_cc_received_total", "counter",
+          "Packets the viewers' transport-cc feedback reported received.",
+          &FanoutStats::transportCcReceived},
+      {"xdn_fanout_transport_cc_lost_total", "counter",
+          "Packets the viewers' transport-cc feedback reported not received.",
+          &FanoutStats::transportCcLost},
+    };
+    for (const auto &family : perStream) {
+      m.family (family.name, family.type, family.help);
+      for (const auto &f : fanouts)
+        m.sample (family.name, f.second.*family.value, {{"stream", f.first}});
+    }
   }
   {
     m.family ("xdn_pulls", "gauge", "Streams pulled from upstream now.");

@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -140,19 +141,25 @@ class FanoutLoad(unittest.TestCase):
         self.assertGreater(base["latency"]["framesRead"], 0, base["latency"])
         wait_for(lambda: self.viewers_on_node() == 0, 15, "the first crowd to leave")
 
-        # Then with slow viewers; the fan-out's counters live with it, so they
-        # are read while the crowd plays.
-        retransmits = []
+        # Then with slow viewers, on a fresh fan-out (the first crowd's stops
+        # 3 s after its last viewer left): its counters start at 0, and live
+        # with it, so they are read while the crowd plays.
+        wait_for(lambda: self.node.metric("xdn_fanout_viewers", 'stream="demo"') is None, 10,
+                 "the first crowd's fan-out to stop")
+        counters = ("retransmits", "nacked_packets", "plis", "keyframe_requests")
+        seen = {c: [] for c in counters}
         done = threading.Event()
 
         def watch():
             while not done.is_set():
-                v = self.node.metric("xdn_fanout_retransmits_total", 'stream="demo"')
-                if v is not None:
-                    retransmits.append(v)
+                for c in counters:
+                    v = self.node.metric(f"xdn_fanout_{c}_total", 'stream="demo"')
+                    if v is not None:
+                        seen[c].append(v)
                 done.wait(0.5)
 
         watcher = threading.Thread(target=watch)
+        started = time.monotonic()
         watcher.start()
         try:
             rc, r, out, err = loadtest(*common, "--duration", str(hold), "--slow", str(slow),
@@ -160,6 +167,7 @@ class FanoutLoad(unittest.TestCase):
         finally:
             done.set()
             watcher.join()
+        watched = time.monotonic() - started
         print(out)
         s = r["slow"] if r else {}
         p95 = r["latency"]["p95Ms"] if r else None
@@ -168,8 +176,8 @@ class FanoutLoad(unittest.TestCase):
               f"sampled p95 {p95} ms (without slow viewers {base_p95} ms); slow viewers: "
               f"{s.get('nacksSent')} NACKs for {s.get('packetsNacked')} packets, "
               f"{s.get('retransmissions')} retransmissions received, {s.get('plisSent')} PLIs, "
-              f"{s.get('receivedPercent')} % received; node retransmits "
-              f"{max(retransmits) if retransmits else None}")
+              f"{s.get('receivedPercent')} % received; node counters "
+              f"{ {c: max(v, default=None) for c, v in seen.items()} }")
         self.assertEqual(rc, 0, f"{out}\n{err[-3000:]}")
 
         # Everyone joined and stayed to the end.
@@ -217,9 +225,23 @@ class FanoutLoad(unittest.TestCase):
             self.assertGreater(v["plisSent"], 0, v)
             self.assertLessEqual(v["plisSent"], hold + 3, v)
         self.assertGreater(s["retransmissions"], 0)
-        # (A fresh fan-out for this crowd: its counter starts at 0.)
-        self.assertTrue(retransmits and max(retransmits) > 0,
-                        f"node retransmits seen: {retransmits[-3:]}")
+        # The node's counters saw the same (read every half second, so the
+        # last reading may miss the final moments, never overtake the
+        # viewers' own counts).
+        top = {c: max(v, default=0) for c, v in seen.items()}
+        self.assertGreater(top["retransmits"], 0, seen)
+        self.assertGreater(top["nacked_packets"], 0, seen)
+        self.assertLessEqual(top["nacked_packets"], s["packetsNacked"])
+        self.assertLessEqual(top["retransmits"], top["nacked_packets"])
+        # Every viewer asks for a keyframe when it starts, the two sampled
+        # ones until they have decoded a picture, the slow ones when video
+        # is past repair.
+        self.assertGreaterEqual(top["plis"], viewers, seen)
+        self.assertLessEqual(top["plis"], s["plisSent"] + viewers + 2 * watched, seen)
+        # All of that went upstream as at most one keyframe request per
+        # 500 ms (the fan-out's default limit) for the one video track.
+        self.assertGreater(top["keyframe_requests"], 0, seen)
+        self.assertLessEqual(top["keyframe_requests"], 2 * watched + 1, seen)
 
         # The node is healthy after: nobody left on it, the stream live, and a
         # new viewer gets everything.
