@@ -449,7 +449,7 @@ public:
    * marker bit): the round waits for them, at most kPictureHold. */
   void push (const PacketRef &packet, bool pictureOpen)
   {
-    bool opens = false;
+    bool late = false;
     {
       std::lock_guard<std::mutex> l (lock_);
       if (viewerCount_.load (std::memory_order_relaxed) == 0)
@@ -459,13 +459,16 @@ public:
         incomingDropped_++;
       }
       incoming_.push_back (packet);
-      opens = pictureOpen && !pictureOpen_;
-      if (opens)
+      if (pictureOpen && !pictureOpen_)
         pictureOpenSince_ = Clock::now ();
+      else if (pictureOpen)
+        late = Clock::now () - pictureOpenSince_ >= kPictureHold;
       pictureOpen_ = pictureOpen;
     }
-    /* The middle of a picture wakes nobody: the thread already holds for it. */
-    if (!pictureOpen || opens)
+    /* A picture's first and middle packets wake nobody: its last one does
+     * (the thread would only wake to wait for it). So does one that comes
+     * after the picture was held kPictureHold without its end. */
+    if (!pictureOpen || late)
       cond_.notify_one ();
   }
 
@@ -540,14 +543,21 @@ Sender::run ()
     {
       std::unique_lock<std::mutex> l (lock_);
       if (!moreWork_ && !stopping_) {
-        /* Woken by the last packet of a picture, audio, a command, or the
-         * end of the hold of a picture whose last packet is late. */
+        /* Woken by the last packet of a picture, audio, a command, or a
+         * packet of a picture held too long (see push ()). A picture that is
+         * open when this thread comes to wait is held until kPictureHold
+         * after its first packet; one that opens while it sleeps, until the
+         * next packet after that (or housekeeping). */
         auto ready = [this] {
           return stopping_ || !commands_.empty () || (!incoming_.empty () && !pictureOpen_);
         };
-        cond_.wait_until (l, nextReports_, [&] { return ready () || (pictureOpen_ && !incoming_.empty ()); });
-        if (!ready () && pictureOpen_)
-          cond_.wait_until (l, std::min (nextReports_, pictureOpenSince_ + kPictureHold), ready);
+        while (!ready ()) {
+          Clock::time_point until = nextReports_;
+          if (pictureOpen_ && !incoming_.empty ())
+            until = std::min (until, pictureOpenSince_ + kPictureHold);
+          if (cond_.wait_until (l, until) == std::cv_status::timeout)
+            break;
+        }
         pictureOpen_ = false;
       }
       exiting = stopping_;
@@ -1217,11 +1227,14 @@ FanoutCore::Impl::onConnected (ViewerRecv *v)
     t.waitKeyframe = m.kind == MediaKind::Video;
     send->tracks.push_back (std::move (t));
   }
-  /* The sending thread with the fewest viewers. */
+  /* The first sending thread with fewer than viewersPerThread viewers, or,
+   * when all have that many, the one with the fewest. */
   unsigned best = 0;
-  for (unsigned i = 1; i < senders.size (); i++)
-    if (senders[i]->viewerCount () < senders[best]->viewerCount ())
+  for (unsigned i = 1; i < senders.size (); i++) {
+    const size_t count = senders[i]->viewerCount (), fewest = senders[best]->viewerCount ();
+    if (fewest >= settings.viewersPerThread && count < fewest)
       best = i;
+  }
   v->sender = best;
   v->counters->thread = best;
   v->counters->state = int (ViewerState::Connected);

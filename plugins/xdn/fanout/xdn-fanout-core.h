@@ -9,9 +9,11 @@
  *   per viewer, its retransmission timers), SRTCP from viewers (NACK,
  *   PLI/FIR, REMB, transport-cc, receiver reports, BYE). It also times
  *   viewers out and sends held-back keyframe requests;
- * - `threads` sending threads. Each connected viewer belongs to one. A
- *   packet pushed by the streaming thread is appended (by reference) to
- *   each sending thread's window; the thread serves its viewers one after
+ * - `threads` sending threads. Each connected viewer belongs to one (the
+ *   first thread takes viewersPerThread, then the next, and so on; past
+ *   that, the one with the fewest). A packet pushed by the streaming
+ *   thread is appended (by reference) to the window of each sending thread
+ *   that has viewers; the thread serves its viewers one after
  *   the other from their own position in that window: copy into a scratch
  *   slot (the source's header extension left out; the viewer's
  *   transport-wide sequence number added when it negotiated it), rewrite
@@ -47,6 +49,11 @@ struct FanoutSettings {
   std::vector<std::string> addresses {"127.0.0.1"};
   uint16_t port = 0;                       /* 0: the kernel picks */
   unsigned threads = 0;                    /* sending threads; 0: one per core */
+  /* Viewers a sending thread takes before the next one gets any. Every
+   * packet wakes each thread that has viewers, and a wake-up (two context
+   * switches) costs about what sending to ten viewers does: a few hundred
+   * viewers share one thread, all served within a millisecond. */
+  size_t viewersPerThread = 256;
   /* A viewer with no authenticated STUN or SRTCP for this long is removed
    * (ICE consent, RFC 7675), as is one that never checks connectivity. */
   std::chrono::milliseconds viewerTimeout {10000};

@@ -526,13 +526,15 @@ private:
 };
 
 /* RTP packets as a payloader makes them: H.264 single NAL units (IDR 0x65
- * for keyframes, 0x41 otherwise) or Opus. */
+ * for keyframes, 0x41 otherwise; @marker: the last packet of its picture)
+ * or Opus. */
 inline std::vector<uint8_t>
-h264Packet (uint16_t seq, uint32_t ts, uint32_t ssrc, bool keyframe, size_t payload = 1000)
+h264Packet (uint16_t seq, uint32_t ts, uint32_t ssrc, bool keyframe, size_t payload = 1000,
+    bool marker = false)
 {
   std::vector<uint8_t> p (12 + payload);
   p[0] = 0x80;
-  p[1] = 96;
+  p[1] = marker ? 0x80 | 96 : 96;
   wr16 (p.data () + 2, seq);
   wr32 (p.data () + 4, ts);
   wr32 (p.data () + 8, ssrc);

@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -148,10 +149,13 @@ protected:
     return true;
   }
 
-  void pushVideo (bool keyframe, size_t payload = 1000)
+  /* @last: the picture's last packet (marker bit), the next one starts a
+   * new picture. */
+  void pushVideo (bool keyframe, size_t payload = 1000, bool last = false)
   {
-    auto p = h264Packet (videoSeq_++, videoTs_, kInSsrcVideo, keyframe, payload);
-    videoTs_ += 3000;
+    auto p = h264Packet (videoSeq_++, videoTs_, kInSsrcVideo, keyframe, payload, last);
+    if (last)
+      videoTs_ += 3000;
     core->push (makeBytesPacket (kVideo, p.data (), p.size (), keyframe));
   }
   void pushAudio ()
@@ -507,6 +511,71 @@ TEST_F (FanoutCoreTest, ThreadCountDoesNotGrowWithViewers)
   EXPECT_EQ (core->stats (false).connected, 16u);
   EXPECT_EQ (threadCount (), threads);
   EXPECT_EQ (core->stats (false).threads, 2u);
+}
+
+/* A few viewers share one sending thread (each packet wakes only it);
+ * past viewersPerThread the next thread takes them, and once every thread
+ * has that many, the one with the fewest. Every viewer gets the stream. */
+TEST_F (FanoutCoreTest, ViewersFillOneSendingThreadBeforeTheNext)
+{
+  FanoutSettings s;
+  s.threads = 2;
+  s.viewersPerThread = 2;
+  start (s);
+  std::vector<std::unique_ptr<TestViewer>> viewers;
+  /* viewers on each thread after each join */
+  std::vector<std::array<unsigned, 2>> perThread;
+  for (int i = 0; i < 5; i++) {
+    viewers.push_back (connectViewer ());
+    ASSERT_TRUE (viewers.back ());
+    std::array<unsigned, 2> count {};
+    for (const auto &vs : core->stats (true).viewerList)
+      count.at (vs.thread)++;
+    perThread.push_back (count);
+  }
+  EXPECT_EQ (perThread, (std::vector<std::array<unsigned, 2>> {
+      {1, 0}, {2, 0}, {2, 1}, {2, 2}, {3, 2}}));
+  pushVideo (true, 1000, true);
+  pushAudio ();
+  for (auto &v : viewers)
+    EXPECT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1 && v->count ("audio") == 1; },
+        2s));
+}
+
+TEST_F (FanoutCoreTest, AFewViewersShareTheFirstSendingThread)
+{
+  FanoutSettings s;
+  s.threads = 2;
+  start (s);
+  std::vector<std::unique_ptr<TestViewer>> viewers;
+  for (int i = 0; i < 3; i++) {
+    viewers.push_back (connectViewer ());
+    ASSERT_TRUE (viewers.back ());
+  }
+  for (const auto &vs : core->stats (true).viewerList)
+    EXPECT_EQ (vs.thread, 0u) << vs.id;
+}
+
+/* A round waits for the end of a picture (the marker bit) so that each
+ * viewer's packets of it go to the kernel together, but never for an end
+ * that does not come: the open picture goes out with the next packet
+ * after the hold, or by itself at the thread's next housekeeping. */
+TEST_F (FanoutCoreTest, APictureWhoseEndNeverComesStillGoesOut)
+{
+  start ();
+  auto v = connectViewer ();
+  ASSERT_TRUE (v);
+  pushVideo (true);
+  EXPECT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1; }, 2s));
+  pushVideo (false);
+  pushVideo (false);
+  pushVideo (false, 1000, true);
+  EXPECT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 4; }, 2s))
+      << v->count ("video");
+  pushVideo (false);
+  std::this_thread::sleep_for (5ms);
+  pushVideo (false);
+  EXPECT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 6; }, 2s)) << v->count ("video");
 }
 
 /* A sending thread that cannot keep up (here: a burst far faster than it
