@@ -10,7 +10,10 @@
 #include "fuzz-seeds.h"
 #include "xdn-fanout-sdp.h"
 
+#include <cctype>
+#include <charconv>
 #include <cstdlib>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -27,7 +30,7 @@ const char *kChromiumOffer =
     "a=group:BUNDLE 0 1\r\n"
     "a=extmap-allow-mixed\r\n"
     "a=msid-semantic: WMS\r\n"
-    "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 127\r\n"
+    "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 127 125\r\n"
     "c=IN IP4 0.0.0.0\r\n"
     "a=rtcp:9 IN IP4 0.0.0.0\r\n"
     "a=candidate:1 1 udp 2113937151 127.0.0.1 50000 typ host generation 0\r\n"
@@ -58,7 +61,10 @@ const char *kChromiumOffer =
     "a=rtpmap:103 rtx/90000\r\n"
     "a=fmtp:103 apt=102\r\n"
     "a=rtpmap:127 H264/90000\r\n"
+    "a=rtcp-fb:127 nack\r\n"
     "a=fmtp:127 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
+    "a=rtpmap:125 rtx/90000\r\n"
+    "a=fmtp:125 apt=127\r\n"
     "m=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\n"
     "c=IN IP4 0.0.0.0\r\n"
     "a=ice-ufrag:Wq3f\r\n"
@@ -162,9 +168,37 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   const auto n = answerer ().answer (*offer, answerParams (), &error);
   if (!n)
     return 0;
-  /* What the answer accepts is what the offer had. */
-  for (const auto &m : n->accepted)
+  /* What the answer accepts is what the offer had: the m-line and its
+   * payload type, and an rtx type only for a video type with NACK, offered
+   * as rtx with apt= that type, under an SSRC of its own. */
+  std::set<uint32_t> ssrcs;
+  for (const auto &m : n->accepted) {
     if (m.index >= offer->media.size () || offer->media[m.index].media != mediaKindName (m.kind))
       std::abort ();
+    const SdpMediaOffer &media = offer->media[m.index];
+    const auto offered = [&media] (int pt) -> const SdpCodecOffer * {
+      for (const auto &c : media.codecs)
+        if (c.payloadType == pt)
+          return &c;
+      return nullptr;
+    };
+    if (!offered (m.payloadType) || m.ssrc == 0 || !ssrcs.insert (m.ssrc).second)
+      std::abort ();
+    if (m.rtxSsrc == 0)
+      continue;
+    const SdpCodecOffer *rtx = offered (m.rtxPayloadType);
+    if (m.kind != MediaKind::Video || !m.nack || !rtx || m.rtxPayloadType == m.payloadType ||
+        !ssrcs.insert (m.rtxSsrc).second)
+      std::abort ();
+    std::string name = rtx->encodingName;
+    for (char &ch : name)
+      ch = static_cast<char> (std::tolower (static_cast<unsigned char> (ch)));
+    const std::string apt = rtx->fmtpParameter ("apt").value_or ("");
+    int aptValue = -1;
+    const auto r = std::from_chars (apt.data (), apt.data () + apt.size (), aptValue);
+    if (name != "rtx" || r.ec != std::errc () || r.ptr != apt.data () + apt.size () ||
+        aptValue != m.payloadType || rtx->clockRate != m.rtxClockRate)
+      std::abort ();
+  }
   return 0;
 }

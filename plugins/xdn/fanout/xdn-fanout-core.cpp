@@ -216,6 +216,11 @@ struct TrackSend {
   xdn::RtpRewriter rewriter;
   std::shared_ptr<PacketHistory> history;
   uint8_t transportCcExtId = 0;  /* header extension id of the transport-wide seq; 0: none */
+  /* RFC 4588 RTX: retransmissions go out as packets of their own stream
+   * (payload type, SSRC, sequence numbers); rtxSsrc 0: as the originals. */
+  uint8_t rtxPayloadType = 0;
+  uint32_t rtxSsrc = 0;
+  uint16_t rtxSeq = 0;           /* the next one */
   bool waitKeyframe = false;
   bool started = false;
   /* out = in + delta for the current source (inSsrc): NACKs are mapped
@@ -825,14 +830,40 @@ Sender::resend (ViewerSend &v, const Retransmit &r)
     return;
   }
   uint8_t *s = slot ();
-  const size_t size = copyForViewer (v, *t, *p, s);
-  s[1] = static_cast<uint8_t> ((s[1] & 0x80) | t->rewriter.payloadType ());
-  wr16 (s + 2, r.seq);
+  size_t size = copyForViewer (v, *t, *p, s);
+  if (t->rtxSsrc) {
+    /* RFC 4588 4: the RTX packet's payload is the original sequence number
+     * (the viewer's, the one it asked for) followed by the original
+     * payload; its header extensions those of an original send. The
+     * original's padding is not kept (the padding bit goes with it). */
+    const size_t header = p->csrcEnd () + (t->transportCcExtId ? 8 : 0);  /* as copied */
+    size_t payload = size - header;
+    if (s[0] & 0x20) {
+      const size_t padding = s[size - 1];
+      if (padding == 0 || padding > payload) {
+        nackMisses++;
+        return;
+      }
+      payload -= padding;
+      s[0] &= ~0x20;
+    }
+    std::memmove (s + header + 2, s + header, payload);
+    wr16 (s + header, r.seq);
+    size = header + 2 + payload;
+    s[1] = static_cast<uint8_t> ((s[1] & 0x80) | t->rtxPayloadType);
+    wr16 (s + 2, t->rtxSeq);
+    wr32 (s + 8, t->rtxSsrc);
+  } else {
+    s[1] = static_cast<uint8_t> ((s[1] & 0x80) | t->rewriter.payloadType ());
+    wr16 (s + 2, r.seq);
+    wr32 (s + 8, t->rewriter.ssrc ());
+  }
   wr32 (s + 4, p->timestamp () + t->tsDelta);
-  wr32 (s + 8, t->rewriter.ssrc ());
   size_t outSize = 0;
   if (!protect (v, s, size, outSize))
     return;
+  if (t->rtxSsrc)
+    t->rtxSeq++;
   sent (v, *t, outSize);
   queue (v, s, outSize);
   v.roundRetransmits++;
@@ -1224,6 +1255,11 @@ FanoutCore::Impl::onConnected (ViewerRecv *v)
   for (const auto &m : v->media) {
     TrackSend t (m.trackId, m.kind, m.clockRate, m.payloadType, m.ssrc, historyOf (m.trackId));
     t.transportCcExtId = m.transportCcExtId;
+    if (m.rtxSsrc) {
+      t.rtxPayloadType = m.rtxPayloadType;
+      t.rtxSsrc = m.rtxSsrc;
+      t.rtxSeq = static_cast<uint16_t> (randomU32 ());  /* RFC 3550 5.1: a random start */
+    }
     t.waitKeyframe = m.kind == MediaKind::Video;
     send->tracks.push_back (std::move (t));
   }

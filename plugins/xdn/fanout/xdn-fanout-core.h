@@ -22,8 +22,9 @@
  *   UdpBatchSender; flushed per batch. A viewer that falls more than
  *   `viewerQueue` packets behind skips to the newest packet (its video waits
  *   for the next keyframe) instead of holding anyone back. The same thread
- *   answers the viewer's NACKs from the track's history and sends its
- *   RTCP sender reports.
+ *   answers the viewer's NACKs from the track's history (as RFC 4588 RTX
+ *   packets when the viewer negotiated RTX) and sends its RTCP sender
+ *   reports.
  *
  * Nothing here blocks the streaming thread: push () appends references
  * under one short lock per sending thread. */

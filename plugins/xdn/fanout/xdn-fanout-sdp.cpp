@@ -457,6 +457,22 @@ SdpAnswerer::matchCodec (const TrackCodec &track, const SdpMediaOffer &media)
   return -1;
 }
 
+int
+SdpAnswerer::matchRtx (const SdpMediaOffer &media, int pt)
+{
+  for (const auto &c : media.codecs) {
+    if (c.payloadType == pt || !iequals (c.encodingName, "rtx") || c.clockRate == 0)
+      continue;
+    int apt = -1;
+    if (auto a = c.fmtpParameter ("apt"))
+      if (!parseNumber (std::string_view (*a), apt))
+        continue;
+    if (apt == pt)
+      return c.payloadType;
+  }
+  return -1;
+}
+
 std::optional<SdpNegotiation>
 SdpAnswerer::answer (std::string_view offerText, const SdpAnswerParams &params,
     std::string *error) const
@@ -606,13 +622,30 @@ SdpAnswerer::answer (const SdpOffer &offer, const SdpAnswerParams &params,
     if (a.transportCc)
       if (const int ext = m.extmapId (kTransportWideCcUri); ext >= 1 && ext <= 14)
         a.transportCcExtId = static_cast<uint8_t> (ext);
-    uint32_t ssrc = 0;
-    for (int tries = 0; tries < 64 && (ssrc == 0 || ssrcs.count (ssrc)); tries++)
-      ssrc = params.newSsrc ? params.newSsrc () : static_cast<uint32_t> (0x10000 + i);
-    if (ssrc == 0 || ssrcs.count (ssrc))
+    auto drawSsrc = [&params, &ssrcs, i] (uint32_t fallback) -> uint32_t {
+      uint32_t ssrc = 0;
+      for (int tries = 0; tries < 64 && (ssrc == 0 || ssrcs.count (ssrc)); tries++)
+        ssrc = params.newSsrc ? params.newSsrc () : static_cast<uint32_t> (fallback + i);
+      if (ssrc == 0 || ssrcs.count (ssrc))
+        return 0;
+      ssrcs.insert (ssrc);
+      return ssrc;
+    };
+    a.ssrc = drawSsrc (0x10000);
+    if (a.ssrc == 0)
       return fail ("could not draw a distinct SSRC");
-    ssrcs.insert (ssrc);
-    a.ssrc = ssrc;
+    /* RTX (RFC 4588) only answers NACKs, so only with NACK; and only for
+     * video, as browsers offer it. */
+    if (kind == MediaKind::Video && a.nack)
+      if (const int rtx = matchRtx (m, pt); rtx >= 0) {
+        a.rtxPayloadType = static_cast<uint8_t> (rtx);
+        for (const auto &c : m.codecs)
+          if (c.payloadType == rtx)
+            a.rtxClockRate = c.clockRate;
+        a.rtxSsrc = drawSsrc (0x20000);
+        if (a.rtxSsrc == 0)
+          return fail ("could not draw a distinct SSRC");
+      }
     if (!m.mid.empty ())
       mids.insert (m.mid);
     result.accepted.push_back (std::move (a));
@@ -671,7 +704,10 @@ SdpAnswerer::answer (const SdpOffer &offer, const SdpAnswerParams &params,
     const std::string trackName = params.streamId + "-" + mediaKindName (a->kind)
         + std::to_string (a->trackId);
     o << "m=" << m.media << " " << params.port << " " << m.proto << " "
-      << int (a->payloadType) << "\r\n"
+      << int (a->payloadType);
+    if (a->rtxSsrc)
+      o << " " << int (a->rtxPayloadType);
+    o << "\r\n"
       << "c=IN " << ipVersion (first) << " " << first << "\r\n"
       << "a=ice-ufrag:" << params.iceUfrag << "\r\n"
       << "a=ice-pwd:" << params.icePwd << "\r\n"
@@ -705,9 +741,19 @@ SdpAnswerer::answer (const SdpOffer &offer, const SdpAnswerParams &params,
       o << "a=rtcp-fb:" << pt << " transport-cc\r\n";
     if (!codec->fmtp.empty ())
       o << "a=fmtp:" << pt << " " << codec->fmtp << "\r\n";
-    o << "a=msid:" << params.streamId << " " << trackName << "\r\n"
-      << "a=ssrc:" << a->ssrc << " cname:" << params.cname << "\r\n"
+    if (a->rtxSsrc)
+      o << "a=rtpmap:" << int (a->rtxPayloadType) << " rtx/" << a->rtxClockRate << "\r\n"
+        << "a=fmtp:" << int (a->rtxPayloadType) << " apt=" << pt << "\r\n";
+    o << "a=msid:" << params.streamId << " " << trackName << "\r\n";
+    /* RFC 5576 4.2 / RFC 4588 8.7: the RTX stream pairs with the media
+     * stream by SSRC. */
+    if (a->rtxSsrc)
+      o << "a=ssrc-group:FID " << a->ssrc << " " << a->rtxSsrc << "\r\n";
+    o << "a=ssrc:" << a->ssrc << " cname:" << params.cname << "\r\n"
       << "a=ssrc:" << a->ssrc << " msid:" << params.streamId << " " << trackName << "\r\n";
+    if (a->rtxSsrc)
+      o << "a=ssrc:" << a->rtxSsrc << " cname:" << params.cname << "\r\n"
+        << "a=ssrc:" << a->rtxSsrc << " msid:" << params.streamId << " " << trackName << "\r\n";
     /* Host candidates (RFC 8839 5.1): priority = 2^24 * 126 (host)
      * + 2^8 * local preference + (256 - component 1). */
     uint32_t localPreference = 65535;

@@ -1,7 +1,7 @@
 /* The SDP side of the fan-out: reading a viewer's offer (a browser's, a
  * webrtcbin's, a load client's) and writing the ICE-lite answer that serves
  * the stream's tracks to it (RFC 8866 SDP, RFC 8829 JSEP, RFC 8839 ICE,
- * RFC 8842 DTLS, RFC 8843 BUNDLE).
+ * RFC 8842 DTLS, RFC 8843 BUNDLE, RFC 4588 RTX).
  *
  * The offer is text from the network (a WHEP POST body): the parser bounds
  * its size, the number of lines and m-lines, and never trusts a number it
@@ -141,6 +141,13 @@ struct SdpAcceptedMedia {
    * sequence number, echoed from the offer; 0: not negotiated (needs the
    * extmap and rtcp-fb transport-cc in the offer). */
   uint8_t transportCcExtId = 0;
+  /* RFC 4588 retransmission: the offer's rtx payload type whose apt= is
+   * payloadType (video with NACK only) and our RTX SSRC, announced with
+   * a=ssrc-group:FID; rtxSsrc 0: no RTX, retransmissions go out as the
+   * original packets. */
+  uint8_t rtxPayloadType = 0;
+  uint32_t rtxClockRate = 0;     /* as the offer's rtpmap wrote it */
+  uint32_t rtxSsrc = 0;
 };
 
 /* What the answerer needs besides the offer. */
@@ -154,8 +161,8 @@ struct SdpAnswerParams {
   std::string cname;               /* RTCP CNAME of the viewer's sources */
   std::string streamId = "xdn";    /* a=msid stream id */
   uint64_t sessionId = 1;          /* o= line */
-  /* Draws the SSRC for each accepted m-line (must give distinct,
-   * non-zero values). */
+  /* Draws the SSRC for each accepted m-line, and the RTX SSRC of each
+   * that has one (must give distinct, non-zero values). */
   std::function<uint32_t ()> newSsrc;
 };
 
@@ -189,6 +196,10 @@ public:
    * then Baseline for a Constrained Baseline stream); others: encoding name
    * and clock rate. */
   static int matchCodec (const TrackCodec &track, const SdpMediaOffer &media);
+
+  /* The offered rtx payload type (RFC 4588 8.6) whose apt= is @pt, or -1;
+   * the first one when the offer lists several. */
+  static int matchRtx (const SdpMediaOffer &media, int pt);
 
 private:
   std::vector<TrackCodec> tracks_;

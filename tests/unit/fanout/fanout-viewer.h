@@ -79,6 +79,10 @@ struct OfferOptions {
   bool feedback = true;        /* nack, nack pli, ccm fir, goog-remb, transport-cc */
   bool transportWideCc = true; /* a=extmap:3 of the transport-wide sequence number */
   bool fingerprint = true;
+  /* The rtx types (RFC 4588, apt=) Chromium lists after each video type.
+   * Off by default: the viewer then gets retransmissions as the original
+   * packets. */
+  bool rtx = false;
 };
 
 class TestViewer {
@@ -162,33 +166,42 @@ public:
     s << "a=extmap-allow-mixed\r\n"
       << "a=msid-semantic: WMS\r\n";
     if (o.video) {
+      auto rtx = [&o] (int pt, int apt) {
+        return o.rtx ? "a=rtpmap:" + std::to_string (pt) + " rtx/90000\r\na=fmtp:"
+            + std::to_string (pt) + " apt=" + std::to_string (apt) + "\r\n" : std::string ();
+      };
+      auto types = [&o] (std::vector<int> pts) {
+        std::string out;
+        for (size_t i = 0; i < pts.size (); i++)
+          if (o.rtx || i % 2 == 0)  /* every other one is an rtx type */
+            out += " " + std::to_string (pts[i]);
+        return out;
+      };
       s << "m=video 9 UDP/TLS/RTP/SAVPF";
       if (o.vp8)
-        s << " 96 97";
+        s << types ({96, 97});
       if (o.h264)
-        s << " 102 103 104 105 106 107 108 109 127 125";
-      s << " 116 117 118\r\n" << transport ("0");
+        s << types ({102, 103, 104, 105, 106, 107, 108, 109, 127, 125});
+      s << types ({116, 117}) << " 118\r\n" << transport ("0");
       if (o.vp8)
-        s << "a=rtpmap:96 VP8/90000\r\n" << feedback (96)
-          << "a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\n";
+        s << "a=rtpmap:96 VP8/90000\r\n" << feedback (96) << rtx (97, 96);
       if (o.h264)
         s << "a=rtpmap:102 H264/90000\r\n" << feedback (102)
           << "a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n"
-          << "a=rtpmap:103 rtx/90000\r\na=fmtp:103 apt=102\r\n"
+          << rtx (103, 102)
           << "a=rtpmap:104 H264/90000\r\n" << feedback (104)
           << "a=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42001f\r\n"
-          << "a=rtpmap:105 rtx/90000\r\na=fmtp:105 apt=104\r\n"
+          << rtx (105, 104)
           << "a=rtpmap:106 H264/90000\r\n" << feedback (106)
           << "a=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n"
-          << "a=rtpmap:107 rtx/90000\r\na=fmtp:107 apt=106\r\n"
+          << rtx (107, 106)
           << "a=rtpmap:108 H264/90000\r\n" << feedback (108)
           << "a=fmtp:108 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f\r\n"
-          << "a=rtpmap:109 rtx/90000\r\na=fmtp:109 apt=108\r\n"
+          << rtx (109, 108)
           << "a=rtpmap:127 H264/90000\r\n" << feedback (127)
           << "a=fmtp:127 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f\r\n"
-          << "a=rtpmap:125 rtx/90000\r\na=fmtp:125 apt=127\r\n";
-      s << "a=rtpmap:116 red/90000\r\n"
-        << "a=rtpmap:117 rtx/90000\r\na=fmtp:117 apt=116\r\n"
+          << rtx (125, 127);
+      s << "a=rtpmap:116 red/90000\r\n" << rtx (117, 116)
         << "a=rtpmap:118 ulpfec/90000\r\n";
     }
     if (o.audio) {
@@ -249,9 +262,23 @@ public:
       } else if (auto e = value ("a=extmap:")) {
         if (e->find ("transport-wide-cc") != std::string::npos)
           transportCcExtId_ = std::stoi (*e);
+      } else if (auto rm = value ("a=rtpmap:")) {
+        if (port != 0 && rm->find (" rtx/") != std::string::npos)
+          rtxPayloadTypes_[kind] = std::stoi (*rm);
+      } else if (auto fid = value ("a=ssrc-group:FID ")) {
+        /* the media SSRC, then its RTX SSRC (RFC 4588 8.7) */
+        std::istringstream fs (*fid);
+        uint32_t media = 0, rtx = 0;
+        if (port != 0 && (fs >> media >> rtx)) {
+          ssrcs_[kind] = media;
+          rtxSsrcs_[kind] = rtx;
+        }
       } else if (auto ss = value ("a=ssrc:")) {
-        if (port != 0 && ss->find (" cname:") != std::string::npos)
-          ssrcs_[kind] = static_cast<uint32_t> (std::stoul (ss->substr (0, ss->find (' '))));
+        if (port != 0 && ss->find (" cname:") != std::string::npos) {
+          const auto ssrc = static_cast<uint32_t> (std::stoul (ss->substr (0, ss->find (' '))));
+          if (!rtxSsrcs_.count (kind))  /* else a=ssrc-group:FID named it */
+            ssrcs_[kind] = ssrc;
+        }
       }
     }
     return !serverUfrag_.empty () && !serverPwd_.empty () && serverFingerprint_ && server_.valid ();
@@ -266,6 +293,18 @@ public:
   {
     auto it = ssrcs_.find (kind);
     return it == ssrcs_.end () ? 0 : it->second;
+  }
+  /* The answer's RTX payload type and SSRC for @kind (RFC 4588); -1 / 0:
+   * none. */
+  int rtxPayloadType (const std::string &kind) const
+  {
+    auto it = rtxPayloadTypes_.find (kind);
+    return it == rtxPayloadTypes_.end () ? -1 : it->second;
+  }
+  uint32_t rtxSsrc (const std::string &kind) const
+  {
+    auto it = rtxSsrcs_.find (kind);
+    return it == rtxSsrcs_.end () ? 0 : it->second;
   }
   const std::string &serverUfrag () const { return serverUfrag_; }
   /* The answer's extmap id of the transport-wide sequence number; 0: none. */
@@ -517,6 +556,8 @@ private:
   std::optional<DtlsFingerprint> serverFingerprint_;
   std::map<std::string, int> payloadTypes_;
   std::map<std::string, uint32_t> ssrcs_;
+  std::map<std::string, int> rtxPayloadTypes_;
+  std::map<std::string, uint32_t> rtxSsrcs_;
   std::set<std::array<uint8_t, 12>> sentTxids_;
   int transportCcExtId_ = 0;
   bool iceOk_ = false;

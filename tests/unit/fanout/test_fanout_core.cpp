@@ -272,6 +272,91 @@ TEST_F (FanoutCoreTest, NackIsAnsweredFromTheTrackHistory)
   EXPECT_EQ (core->stats (true).viewerList[0].nacks, 2u);
 }
 
+TEST_F (FanoutCoreTest, NackIsAnsweredWithAnRtxPacketWhenTheViewerOfferedRtx)
+{
+  start ();
+  fanouttest::OfferOptions withRtx;
+  withRtx.rtx = true;
+  auto v = connectViewer (nullptr, withRtx);
+  ASSERT_TRUE (v);
+  const int rtxPt = v->rtxPayloadType ("video");
+  const uint32_t rtxSsrc = v->rtxSsrc ("video");
+  ASSERT_EQ (rtxPt, 107);
+  ASSERT_NE (rtxSsrc, 0u);
+  EXPECT_NE (rtxSsrc, v->ssrc ("video"));
+  EXPECT_NE (rtxSsrc, v->ssrc ("audio"));
+  EXPECT_EQ (v->rtxSsrc ("audio"), 0u);
+  ASSERT_EQ (v->transportCcExtId (), 3);
+  auto rtx = [&] {
+    std::vector<fanouttest::ReceivedRtp> out;
+    for (const auto &r : v->received)
+      if (r.pt == rtxPt)
+        out.push_back (r);
+    return out;
+  };
+
+  pushVideo (true);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1; }, 2s));
+  const uint16_t first = v->received.back ().seq;
+  const uint16_t lost = static_cast<uint16_t> (first + 4);
+  v->dropOnce.insert (lost);
+  for (int i = 0; i < 10; i++)
+    pushVideo (false);
+  /* and one with 4 bytes of RTP padding: 500 bytes of payload */
+  const uint16_t padded = static_cast<uint16_t> (first + 11);
+  auto withPadding = h264Packet (videoSeq_++, videoTs_, kInSsrcVideo, false, 500);
+  videoTs_ += 3000;
+  withPadding[0] |= 0x20;
+  withPadding.insert (withPadding.end (), {0, 0, 0, 4});
+  core->push (makeBytesPacket (kVideo, withPadding.data (), withPadding.size (), false));
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 11; }, 2s));
+  uint32_t tsBefore = 0;
+  for (const auto &r : v->received)
+    if (r.seq == static_cast<uint16_t> (lost - 1))
+      tsBefore = r.ts;
+  const int lastTransport = v->received.back ().transportSeq;
+  ASSERT_GE (lastTransport, 0);
+
+  ASSERT_TRUE (v->sendNack (v->ssrc ("video"), {lost}));
+  ASSERT_TRUE (v->pumpUntil ([&] { return rtx ().size () == 1; }, 2s));
+  const auto one = rtx ()[0];
+  EXPECT_EQ (one.ssrc, rtxSsrc);
+  EXPECT_EQ (one.ts, tsBefore + 3000) << "the viewer's timestamp of the original";
+  EXPECT_EQ (one.transportSeq, lastTransport + 1) << "a fresh transport-wide number";
+  ASSERT_EQ (one.payload.size (), 2u + 1000u);
+  EXPECT_EQ (rd16 (one.payload.data ()), lost) << "OSN: the sequence number NACKed";
+  auto original = h264Packet (static_cast<uint16_t> (65500 + 4), 0, 0, false);
+  EXPECT_TRUE (std::equal (one.payload.begin () + 2, one.payload.end (), original.begin () + 12));
+  EXPECT_EQ (v->count ("video"), 11u) << "nothing again under the media payload type";
+
+  /* A NACK naming the RTX SSRC is not answered; the next ones to the
+   * media SSRC are, under consecutive RTX sequence numbers, the padded
+   * packet without its padding. */
+  ASSERT_TRUE (v->sendNack (rtxSsrc, {one.seq}));
+  ASSERT_TRUE (v->sendNack (v->ssrc ("video"), {lost, padded}));
+  ASSERT_TRUE (v->pumpUntil ([&] { return rtx ().size () == 3; }, 2s));
+  v->pump (100ms);
+  const auto all = rtx ();
+  ASSERT_EQ (all.size (), 3u);
+  EXPECT_EQ (all[1].seq, static_cast<uint16_t> (one.seq + 1));
+  EXPECT_EQ (all[2].seq, static_cast<uint16_t> (one.seq + 2));
+  bool sawPadded = false;
+  for (const auto &r : all) {
+    EXPECT_EQ (r.ssrc, rtxSsrc);
+    if (rd16 (r.payload.data ()) != padded)
+      continue;
+    sawPadded = true;
+    auto plain = h264Packet (static_cast<uint16_t> (65500 + 11), 0, 0, false, 500);
+    ASSERT_EQ (r.payload.size (), 2u + 500u);
+    EXPECT_TRUE (std::equal (r.payload.begin () + 2, r.payload.end (), plain.begin () + 12));
+  }
+  EXPECT_TRUE (sawPadded);
+  EXPECT_EQ (v->rtpAuthFailures, 0);
+  EXPECT_TRUE (waitFor ([&] { return core->stats (false).retransmits == 3; }, 1s));
+  EXPECT_EQ (core->stats (false).nackMisses, 0u);
+  EXPECT_EQ (core->stats (true).viewerList[0].nacks, 3u);
+}
+
 TEST_F (FanoutCoreTest, PliFromManyViewersYieldsOneKeyframeRequest)
 {
   FanoutSettings s;

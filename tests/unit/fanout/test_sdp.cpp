@@ -139,7 +139,9 @@ const char *kWebrtcbinOffer =
 TEST (FanoutSdp, ReadsChromiumOfferCodecsFeedbackAndTransport)
 {
   std::string error;
-  auto offer = sdpParseOffer (chromiumOffer (), &error);
+  OfferOptions withRtx;
+  withRtx.rtx = true;
+  auto offer = sdpParseOffer (chromiumOffer (withRtx), &error);
   ASSERT_TRUE (offer) << error;
   ASSERT_EQ (offer->media.size (), 2u);
   EXPECT_EQ (offer->bundle, (std::vector<std::string> {"0", "1"}));
@@ -160,6 +162,13 @@ TEST (FanoutSdp, ReadsChromiumOfferCodecsFeedbackAndTransport)
   EXPECT_EQ (h.fmtpParameter ("profile-level-id").value_or (""), "42001f");
   EXPECT_EQ (h.fmtpParameter ("packetization-mode").value_or (""), "1");
   EXPECT_EQ (h.feedback.size (), 5u);
+  const SdpCodecOffer &rtx = v.codecs[3];
+  EXPECT_EQ (rtx.payloadType, 103);
+  EXPECT_EQ (rtx.encodingName, "rtx");
+  EXPECT_EQ (rtx.fmtpParameter ("apt").value_or (""), "102");
+  EXPECT_EQ (SdpAnswerer::matchRtx (v, 102), 103);
+  EXPECT_EQ (SdpAnswerer::matchRtx (v, 106), 107);
+  EXPECT_EQ (SdpAnswerer::matchRtx (v, 118), -1);
   const SdpCodecOffer &opus = offer->media[1].codecs[0];
   EXPECT_EQ (opus.encodingName, "opus");
   EXPECT_EQ (opus.channels, 2u);
@@ -219,7 +228,10 @@ TEST (FanoutSdp, AnswersChromiumOfferAsIceLitePassiveSendonly)
   EXPECT_TRUE (has (a, "a=fmtp:111 minptime=10;useinbandfec=1"));
   EXPECT_TRUE (has (a, "a=rtcp-fb:111 transport-cc"));
   EXPECT_FALSE (has (a, "a=rtcp-fb:111 nack"));
+  /* no rtx offered: none answered */
   EXPECT_EQ (a.find ("rtx"), std::string::npos);
+  EXPECT_EQ (a.find ("ssrc-group"), std::string::npos);
+  EXPECT_EQ (n->accepted[0].rtxSsrc, 0u);
   EXPECT_TRUE (has (a, "a=ssrc:" + std::to_string (n->accepted[0].ssrc) + " cname:cnameOfViewer"));
   EXPECT_EQ (countLines (a, "a=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host"), 2u);
   EXPECT_EQ (countLines (a, "a=candidate:"), 2u);
@@ -233,6 +245,110 @@ TEST (FanoutSdp, AnswersChromiumOfferAsIceLitePassiveSendonly)
   ASSERT_TRUE (back) << again;
   EXPECT_EQ (back->media.size (), 2u);
   EXPECT_TRUE (back->iceLite);
+}
+
+TEST (FanoutSdp, RtxOfTheAcceptedVideoTypeIsAnsweredWithItsOwnSsrc)
+{
+  OfferOptions withRtx;
+  withRtx.rtx = true;
+  std::string error;
+  auto n = SdpAnswerer ({h264Track (), opusTrack ()}).answer (chromiumOffer (withRtx), params (),
+      &error);
+  ASSERT_TRUE (n) << error;
+  ASSERT_EQ (n->accepted.size (), 2u);
+  const SdpAcceptedMedia &video = n->accepted[0];
+  EXPECT_EQ (video.payloadType, 106);
+  EXPECT_EQ (video.rtxPayloadType, 107);
+  EXPECT_EQ (video.rtxClockRate, 90000u);
+  EXPECT_NE (video.rtxSsrc, 0u);
+  EXPECT_NE (video.rtxSsrc, video.ssrc);
+  EXPECT_NE (video.rtxSsrc, n->accepted[1].ssrc);
+  EXPECT_EQ (n->accepted[1].rtxSsrc, 0u);
+
+  const std::string &a = n->answer;
+  const std::string media = std::to_string (video.ssrc);
+  const std::string rtx = std::to_string (video.rtxSsrc);
+  EXPECT_TRUE (has (a, "m=video 40000 UDP/TLS/RTP/SAVPF 106 107"));
+  EXPECT_TRUE (has (a, "m=audio 40000 UDP/TLS/RTP/SAVPF 111"));
+  EXPECT_TRUE (has (a, "a=rtpmap:107 rtx/90000"));
+  EXPECT_TRUE (has (a, "a=fmtp:107 apt=106"));
+  EXPECT_EQ (countLines (a, "a=rtpmap:"), 3u) << "only the rtx of the accepted type";
+  EXPECT_TRUE (has (a, "a=ssrc-group:FID " + media + " " + rtx));
+  EXPECT_EQ (countLines (a, "a=ssrc-group:"), 1u);
+  EXPECT_TRUE (has (a, "a=ssrc:" + rtx + " cname:cnameOfViewer"));
+  EXPECT_TRUE (has (a, "a=ssrc:" + rtx + " msid:xdn xdn-video0"));
+  EXPECT_TRUE (has (a, "a=ssrc:" + media + " msid:xdn xdn-video0"));
+  /* No feedback for the rtx type: it is for the media type. */
+  EXPECT_EQ (a.find ("a=rtcp-fb:107"), std::string::npos);
+
+  /* The answer reads back with the pair. */
+  auto back = sdpParseOffer (a, &error);
+  ASSERT_TRUE (back) << error;
+  ASSERT_EQ (back->media[0].codecs.size (), 2u);
+  EXPECT_EQ (SdpAnswerer::matchRtx (back->media[0], 106), 107);
+  /* A viewer of it reads the media and RTX SSRCs from the answer. */
+  TestViewer v;
+  v.applyAnswer (a);  /* false: params () has no real fingerprint; the SSRCs are read */
+  EXPECT_EQ (v.ssrc ("video"), video.ssrc);
+  EXPECT_EQ (v.rtxSsrc ("video"), video.rtxSsrc);
+  EXPECT_EQ (v.rtxPayloadType ("video"), 107);
+  EXPECT_EQ (v.rtxSsrc ("audio"), 0u);
+}
+
+TEST (FanoutSdp, RtxIsNotAnsweredWithoutNackForAnUnacceptedTypeOrForAudio)
+{
+  OfferOptions withRtx;
+  withRtx.rtx = true;
+  const SdpAnswerer answerer ({h264Track (), opusTrack ()});
+  std::string error;
+  auto noRtxFor = [&] (const std::string &offer) {
+    auto n = answerer.answer (offer, params (), &error);
+    EXPECT_TRUE (n) << error;
+    if (!n)
+      return false;
+    for (const auto &m : n->accepted)
+      if (m.rtxSsrc != 0)
+        return false;
+    return n->answer.find ("rtx") == std::string::npos &&
+        n->answer.find ("ssrc-group") == std::string::npos;
+  };
+  auto replaced = [] (std::string text, const std::string &from, const std::string &to) {
+    const size_t at = text.find (from);
+    EXPECT_NE (at, std::string::npos) << from;
+    if (at != std::string::npos)
+      text.replace (at, from.size (), to);
+    return text;
+  };
+  const std::string offer = chromiumOffer (withRtx);
+
+  /* Without NACK there is nothing to retransmit. */
+  OfferOptions noFeedback = withRtx;
+  noFeedback.feedback = false;
+  EXPECT_TRUE (noRtxFor (chromiumOffer (noFeedback)));
+  /* The rtx types name 96, 102, 104, 108, 127, 116 but not the accepted 106. */
+  EXPECT_TRUE (noRtxFor (replaced (offer, "a=fmtp:107 apt=106\r\n", "")));
+  EXPECT_TRUE (noRtxFor (replaced (offer, "a=fmtp:107 apt=106", "a=fmtp:107 apt=108")));
+  /* Unreadable: not a number, a number out of range, no rtpmap, a zero rate. */
+  EXPECT_TRUE (noRtxFor (replaced (offer, "a=fmtp:107 apt=106", "a=fmtp:107 apt=106x")));
+  EXPECT_TRUE (noRtxFor (replaced (offer, "a=fmtp:107 apt=106", "a=fmtp:107 apt=4294967402")));
+  EXPECT_TRUE (noRtxFor (replaced (offer, "a=rtpmap:107 rtx/90000\r\n", "")));
+  EXPECT_TRUE (noRtxFor (replaced (offer, "a=rtpmap:107 rtx/90000", "a=rtpmap:107 rtx/0")));
+  /* An rtx type that says it repairs itself. */
+  EXPECT_TRUE (noRtxFor (replaced (replaced (offer, "a=fmtp:107 apt=106", "a=fmtp:107 apt=107"),
+      "a=fmtp:106 ", "a=fmtp:106 apt=106;")));
+
+  /* Audio with NACK and an rtx type for Opus: not answered (video only). */
+  std::string audio = replaced (offer, "SAVPF 111 63", "SAVPF 111 112 63");
+  audio = replaced (audio, "a=rtcp-fb:111 transport-cc\r\n",
+      "a=rtcp-fb:111 transport-cc\r\na=rtcp-fb:111 nack\r\n"
+      "a=rtpmap:112 rtx/48000\r\na=fmtp:112 apt=111\r\n");
+  auto n = answerer.answer (audio, params (), &error);
+  ASSERT_TRUE (n) << error;
+  ASSERT_EQ (n->accepted.size (), 2u);
+  EXPECT_TRUE (n->accepted[1].nack);
+  EXPECT_EQ (n->accepted[1].rtxSsrc, 0u);
+  EXPECT_EQ (n->answer.find ("a=rtpmap:112"), std::string::npos);
+  EXPECT_NE (n->accepted[0].rtxSsrc, 0u) << "the video's is still answered";
 }
 
 TEST (FanoutSdp, BaselineIsAcceptedForAConstrainedBaselineStreamWhenNothingCloser)
