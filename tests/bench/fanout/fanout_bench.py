@@ -197,7 +197,7 @@ def measure(server, pid, url, viewers, args, host):
             "--whep", url, "--viewers", str(viewers), "--ramp", f"{args.ramp}/s",
             "--duration", str(args.hold), "--sample", str(sample), *slow_args,
             "--ice-address", VIEWER_ADDRESS if host else ADDRESS,
-            "--server-pid", str(pid), "--server-idle", "2", "--json-viewers",
+            "--server-pid", str(pid), "--server-idle", "6", "--json-viewers",
             "--connect-timeout", "20", "--verify-every", "16", timeout=ramp_s + args.hold + 90,
             wrapper=host.wrapper if host else ())
     if report is None:

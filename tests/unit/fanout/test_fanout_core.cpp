@@ -295,13 +295,13 @@ TEST_F (FanoutCoreTest, NackIsAnsweredWithAnRtxPacketWhenTheViewerOfferedRtx)
     return out;
   };
 
-  pushVideo (true);
+  pushVideo (true, 1000, true);
   ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1; }, 2s));
   const uint16_t first = v->received.back ().seq;
   const uint16_t lost = static_cast<uint16_t> (first + 4);
   v->dropOnce.insert (lost);
   for (int i = 0; i < 10; i++)
-    pushVideo (false);
+    pushVideo (false, 1000, true);  /* a picture each */
   /* and one with 4 bytes of RTP padding: 500 bytes of payload */
   const uint16_t padded = static_cast<uint16_t> (first + 11);
   auto withPadding = h264Packet (videoSeq_++, videoTs_, kInSsrcVideo, false, 500);
