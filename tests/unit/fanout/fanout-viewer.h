@@ -80,9 +80,8 @@ struct OfferOptions {
   bool transportWideCc = true; /* a=extmap:3 of the transport-wide sequence number */
   bool fingerprint = true;
   /* The rtx types (RFC 4588, apt=) Chromium lists after each video type.
-   * Off by default: the viewer then gets retransmissions as the original
-   * packets. */
-  bool rtx = false;
+   * Without them the viewer gets retransmissions as the original packets. */
+  bool rtx = true;
 };
 
 class TestViewer {

@@ -139,9 +139,7 @@ const char *kWebrtcbinOffer =
 TEST (FanoutSdp, ReadsChromiumOfferCodecsFeedbackAndTransport)
 {
   std::string error;
-  OfferOptions withRtx;
-  withRtx.rtx = true;
-  auto offer = sdpParseOffer (chromiumOffer (withRtx), &error);
+  auto offer = sdpParseOffer (chromiumOffer (), &error);
   ASSERT_TRUE (offer) << error;
   ASSERT_EQ (offer->media.size (), 2u);
   EXPECT_EQ (offer->bundle, (std::vector<std::string> {"0", "1"}));
@@ -192,7 +190,10 @@ TEST (FanoutSdp, H264ProfilesAreToldApart)
 TEST (FanoutSdp, AnswersChromiumOfferAsIceLitePassiveSendonly)
 {
   std::string error;
-  auto n = SdpAnswerer ({h264Track (), opusTrack ()}).answer (chromiumOffer (), params (), &error);
+  OfferOptions noRtx;  /* RTX: RtxOfTheAcceptedVideoTypeIsAnsweredWithItsOwnSsrc */
+  noRtx.rtx = false;
+  auto n = SdpAnswerer ({h264Track (), opusTrack ()}).answer (chromiumOffer (noRtx), params (),
+      &error);
   ASSERT_TRUE (n) << error;
   const std::string &a = n->answer;
   ASSERT_EQ (n->accepted.size (), 2u);
@@ -249,10 +250,8 @@ TEST (FanoutSdp, AnswersChromiumOfferAsIceLitePassiveSendonly)
 
 TEST (FanoutSdp, RtxOfTheAcceptedVideoTypeIsAnsweredWithItsOwnSsrc)
 {
-  OfferOptions withRtx;
-  withRtx.rtx = true;
   std::string error;
-  auto n = SdpAnswerer ({h264Track (), opusTrack ()}).answer (chromiumOffer (withRtx), params (),
+  auto n = SdpAnswerer ({h264Track (), opusTrack ()}).answer (chromiumOffer (), params (),
       &error);
   ASSERT_TRUE (n) << error;
   ASSERT_EQ (n->accepted.size (), 2u);
@@ -297,8 +296,6 @@ TEST (FanoutSdp, RtxOfTheAcceptedVideoTypeIsAnsweredWithItsOwnSsrc)
 
 TEST (FanoutSdp, RtxIsNotAnsweredWithoutNackForAnUnacceptedTypeOrForAudio)
 {
-  OfferOptions withRtx;
-  withRtx.rtx = true;
   const SdpAnswerer answerer ({h264Track (), opusTrack ()});
   std::string error;
   auto noRtxFor = [&] (const std::string &offer) {
@@ -319,10 +316,10 @@ TEST (FanoutSdp, RtxIsNotAnsweredWithoutNackForAnUnacceptedTypeOrForAudio)
       text.replace (at, from.size (), to);
     return text;
   };
-  const std::string offer = chromiumOffer (withRtx);
+  const std::string offer = chromiumOffer ();
 
   /* Without NACK there is nothing to retransmit. */
-  OfferOptions noFeedback = withRtx;
+  OfferOptions noFeedback;
   noFeedback.feedback = false;
   EXPECT_TRUE (noRtxFor (chromiumOffer (noFeedback)));
   /* The rtx types name 96, 102, 104, 108, 127, 116 but not the accepted 106. */
