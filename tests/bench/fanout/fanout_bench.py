@@ -22,7 +22,8 @@ sampled p95 exceeds the lone viewer's by more than 30 ms.
 
 The servers and the viewers are in two network namespaces of their own,
 joined by a veth pair whose viewer end receives in its own kernel thread
-(threaded NAPI, with GRO), as a NIC would: on loopback the sending process
+(threaded NAPI, with GRO) and coalesces its interrupts (50 us), as a NIC
+would: on loopback the sending process
 pays for the receiving side's kernel work too, which is not the server's
 own cost (`--link loopback` measures that way instead). Janus would not
 gather ICE candidates on loopback anyway.
