@@ -31,9 +31,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
-from test_relay_impaired import Viewer  # noqa: E402
 from udp_impair import Impairment, UdpImpair  # noqa: E402
-from xdnnode import http, start_demo_node  # noqa: E402
+from xdnnode import LatencyViewer, frames_not_made_up, http, start_demo_node  # noqa: E402
 
 PUBLIC_ADDRESS = "127.0.0.2"
 LOSS_PERCENT = 4
@@ -136,7 +135,7 @@ class FanoutRtx(unittest.TestCase):
         self.addCleanup(forwarder.stop)
         self.addCleanup(lambda: [p.stop() for p in proxies])
 
-        viewer = Viewer(forwarder.url + "/whep/demo")
+        viewer = LatencyViewer(forwarder.url + "/whep/demo")
         self.addCleanup(viewer.kill)
         self.assertTrue(viewer.first_frame.wait(30),
                         f"no stamped frame within 30 s (forwarder: {forwarder.error!r}):\n"
@@ -169,9 +168,7 @@ class FanoutRtx(unittest.TestCase):
         # The meter numbers every frame; those it could not read post nothing.
         unreadable = frames[-1][2] - frames[0][2] + 1 - len(frames) if frames else 0
         data, control = counters["to_client"], counters["to_target"]
-        missing = [(i, gaps[i], gaps[i + 1] if i + 1 < len(gaps) else None)
-                   for i in range(len(gaps)) if gaps[i] > 1.5 * FRAME_MS and
-                   (i + 1 >= len(gaps) or gaps[i] + gaps[i + 1] > 2.5 * FRAME_MS)]
+        missing = frames_not_made_up(stamps, FRAME_MS)
         print(f"viewer, from {WARMUP_S} s after the first frame: {len(frames)} frames over "
               f"{span_s:.2f} s of capture time, {unreadable} unreadable, largest gap "
               f"{max(gaps, default=0)} ms, gaps not made up {missing[:8]}; whole run: "

@@ -13,10 +13,7 @@ and recovered; libsrt's own RCV-DROPPED warnings say when it gave one up).
 About 35 s; run in a private network namespace (the test runner does)."""
 import os
 import re
-import signal
-import subprocess
 import sys
-import threading
 import time
 import unittest
 
@@ -24,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
 from udp_impair import Impairment, UdpImpair  # noqa: E402
-from xdnnode import Node, gst_env, wait_for  # noqa: E402
+from xdnnode import LatencyViewer, Node, frames_not_made_up, wait_for  # noqa: E402
 
 LOSS_PERCENT = 5
 ONE_WAY_MS = 20
@@ -38,9 +35,6 @@ PLAY_SECONDS = 20
 FPS = 30
 FRAME_MS = 1000 / FPS
 
-FRAME_RE = re.compile(r"xdn-latency, latency-ms=\(double\)([-0-9.e+]+), "
-                      r"stamp-ms=\(guint64\)(\d+), frame=\(guint64\)(\d+)")
-SUMMARY_RE = re.compile(r"xdn-latency-summary, (.*);")
 # xdnrelaysrt at INFO, when the edge's pull closes its link (receiving side).
 EDGE_LINK_RE = re.compile(r"link to (srt://\S+) closes: (\d+) packets received, (\d+) found lost, "
                           r"(\d+) retransmissions received, (\d+) dropped for good")
@@ -73,61 +67,6 @@ def debug_env_with_link_counters():
     os.environ["GST_DEBUG"] = current + ",xdnrelaysrt:4"
 
 
-class Viewer:
-    """gst-launch playing a WHEP URL into xdnlatencymeter; records the
-    per-frame `xdn-latency` messages and the final summary."""
-
-    def __init__(self, url):
-        cmd = ["gst-launch-1.0", "-e", "-m", "xdnwhepsrc", f"location={url}",
-               "ice-addresses=127.0.0.1", "audio=false", "!", "videoconvert", "!",
-               "xdnlatencymeter", "!", "fakesink"]
-        self.frames = []       # (stamp ms, latency ms, meter frame index)
-        self.summary = None
-        self.tail = []         # the last lines, for failure messages
-        self.first_frame = threading.Event()
-        self.first_frame_at = None  # wall clock (time.time ()) of the first stamped frame
-        self.lock = threading.Lock()
-        self.proc = subprocess.Popen(cmd, env=gst_env(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.lock:
-                self.tail = (self.tail + [line])[-40:]
-                m = FRAME_RE.search(line)
-                if m:
-                    self.frames.append((int(m.group(2)), float(m.group(1)), int(m.group(3))))
-                    if self.first_frame_at is None:
-                        self.first_frame_at = time.time()
-                    self.first_frame.set()
-                s = SUMMARY_RE.search(line)
-                if s:
-                    self.summary = {k: float(v) for k, v in
-                                    re.findall(r"([a-z0-9-]+)=\([a-z0-9]+\)([0-9.]+)", s.group(1))}
-
-    def finish(self, timeout=15):
-        """EOS (SIGINT to gst-launch -e), then the summary; kills it if it hangs."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        self.kill()
-        self.reader.join(5)
-
-    def kill(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-
-    def output(self):
-        with self.lock:
-            return "".join(self.tail)
-
-
 class RelayImpaired(unittest.TestCase):
     def test_lossy_relay_link_loses_no_frame(self):
         debug_env_with_link_counters()
@@ -153,7 +92,7 @@ class RelayImpaired(unittest.TestCase):
         self.addCleanup(edge.stop)
         edge.start()
 
-        viewer = Viewer(edge.whep_url("demo"))
+        viewer = LatencyViewer(edge.whep_url("demo"))
         self.addCleanup(viewer.kill)
         self.assertTrue(viewer.first_frame.wait(30),
                         f"no stamped frame within 30 s:\n{viewer.output()}\n{edge.logs()[-3000:]}")
@@ -201,14 +140,8 @@ class RelayImpaired(unittest.TestCase):
         self.assertEqual(viewer.summary["frames-unreadable"], 0, viewer.summary)
         self.assertEqual(viewer.summary["frames-read"], len(frames))
         # No lost frame: capture times follow each other at the frame rate.
-        # A gap over 1.5 frame intervals is a missing frame unless the next
-        # frame makes it up (its stamp was taken late on a busy publisher:
-        # the two gaps together stay within 2.5 intervals; a missing frame
-        # makes them 3).
         self.assertEqual(stamps, sorted(stamps), "capture times go backwards")
-        missing = [(i, gaps[i], gaps[i + 1] if i + 1 < len(gaps) else None)
-                   for i in range(len(gaps)) if gaps[i] > 1.5 * FRAME_MS and
-                   (i + 1 >= len(gaps) or gaps[i] + gaps[i + 1] > 2.5 * FRAME_MS)]
+        missing = frames_not_made_up(stamps, FRAME_MS)
         self.assertEqual(missing, [], "capture-time gaps over 1.5 frames not made up by the next frame "
                          "(index, gap ms, next gap ms)")
         self.assertGreaterEqual(span_s, PLAY_SECONDS - 1)

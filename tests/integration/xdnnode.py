@@ -4,10 +4,12 @@ it with bounded timeouts, and stop it (and everything it started) at the end.
 Used by the integration and browser tests; stdlib only."""
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -506,3 +508,75 @@ def run_loadtest(*args, timeout=50, wrapper=()):
         return proc.returncode, (json.loads(text) if text else None), out, err
     finally:
         os.unlink(path)
+
+
+FRAME_RE = re.compile(r"xdn-latency, latency-ms=\(double\)([-0-9.e+]+), "
+                      r"stamp-ms=\(guint64\)(\d+), frame=\(guint64\)(\d+)")
+SUMMARY_RE = re.compile(r"xdn-latency-summary, (.*);")
+
+
+class LatencyViewer:
+    """gst-launch playing a WHEP URL into xdnlatencymeter; records the
+    per-frame `xdn-latency` messages and the final summary."""
+
+    def __init__(self, url):
+        cmd = ["gst-launch-1.0", "-e", "-m", "xdnwhepsrc", f"location={url}",
+               "ice-addresses=127.0.0.1", "audio=false", "!", "videoconvert", "!",
+               "xdnlatencymeter", "!", "fakesink"]
+        self.frames = []       # (stamp ms, latency ms, meter frame index)
+        self.summary = None
+        self.tail = []         # the last lines, for failure messages
+        self.first_frame = threading.Event()
+        self.first_frame_at = None  # wall clock (time.time ()) of the first stamped frame
+        self.lock = threading.Lock()
+        self.proc = subprocess.Popen(cmd, env=gst_env(), stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.lock:
+                self.tail = (self.tail + [line])[-40:]
+                m = FRAME_RE.search(line)
+                if m:
+                    self.frames.append((int(m.group(2)), float(m.group(1)), int(m.group(3))))
+                    if self.first_frame_at is None:
+                        self.first_frame_at = time.time()
+                    self.first_frame.set()
+                s = SUMMARY_RE.search(line)
+                if s:
+                    self.summary = {k: float(v) for k, v in
+                                    re.findall(r"([a-z0-9-]+)=\([a-z0-9]+\)([0-9.]+)", s.group(1))}
+
+    def finish(self, timeout=15):
+        """EOS (SIGINT to gst-launch -e), then the summary; kills it if it hangs."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self.kill()
+        self.reader.join(5)
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def output(self):
+        with self.lock:
+            return "".join(self.tail)
+
+
+def frames_not_made_up(stamps, frame_ms):
+    """Missing frames in a viewer's capture times (ms, in order): a gap
+    over 1.5 frame intervals is a missing frame unless the next frame makes
+    it up (its stamp was taken late on a busy publisher: the two gaps
+    together stay within 2.5 intervals; a missing frame makes them 3).
+    As (index, gap ms, next gap ms)."""
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    return [(i, gaps[i], gaps[i + 1] if i + 1 < len(gaps) else None)
+            for i in range(len(gaps)) if gaps[i] > 1.5 * frame_ms and
+            (i + 1 >= len(gaps) or gaps[i] + gaps[i + 1] > 2.5 * frame_ms)]
