@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "keyfile.h"
+#include "port-pool.h"
 
 #include <glib.h>
 
@@ -45,6 +46,7 @@ readKeyFile (const char *path, NodeConfig *c, std::string *error)
   kf.str ("webrtc", "stun-server", &c->ice.stunServer);
   kf.str ("webrtc", "turn-server", &c->ice.turnServer);
   kf.str ("webrtc", "public-address", &c->publicAddress);
+  kf.str ("webrtc", "ports", &c->webrtcPorts);
   kf.num ("webrtc", "connect-timeout", &c->connectTimeoutS);
   kf.num ("webrtc", "peer-timeout", &c->peerTimeoutS);
   kf.num ("webrtc", "max-sessions", &c->maxSessions);
@@ -67,6 +69,21 @@ checkEgress (const std::string &egress, std::string *error)
     return true;
   *error = "unknown egress '" + egress + "' (fanout or webrtcbin)";
   return false;
+}
+
+/* [webrtc] ports / --webrtc-ports into the ICE settings. */
+bool
+checkWebRtcPorts (NodeConfig *c, std::string *error)
+{
+  c->ice.minPort = c->ice.maxPort = 0;
+  if (c->webrtcPorts.empty ())
+    return true;
+  int min = 0, max = 0;
+  if (!parsePortRange (c->webrtcPorts, &min, &max, error))
+    return false;
+  c->ice.minPort = static_cast<guint> (min);
+  c->ice.maxPort = static_cast<guint> (max);
+  return true;
 }
 
 /* Role and cluster settings, after the file and the options are read. */
@@ -140,7 +157,8 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
       *public_address = nullptr, *manager = nullptr, *log_level = nullptr,
       *srt_passphrase = nullptr, *cluster_token = nullptr, *node_id = nullptr,
       *region = nullptr, *public_url = nullptr, *public_srt = nullptr, *upstream = nullptr,
-      *relay_passphrase = nullptr, *relay_token = nullptr, *relay_packet_filter = nullptr;
+      *relay_passphrase = nullptr, *relay_token = nullptr, *relay_packet_filter = nullptr,
+      *webrtc_ports = nullptr;
   int http_port = -1, srt_port = -1, srt_latency = -1;
   /* G_MININT: not given, so that a negative value is seen (and refused). */
   int relay_latency = G_MININT, relay_linger = G_MININT, max_viewers = G_MININT, max_sessions = G_MININT,
@@ -164,6 +182,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
     {"stun-server", 0, 0, G_OPTION_ARG_STRING, &stun, "STUN server, stun://host:port", "URL"},
     {"turn-server", 0, 0, G_OPTION_ARG_STRING, &turn, "TURN server, turn://user:pass@host:port", "URL"},
     {"egress", 0, 0, G_OPTION_ARG_STRING, &egress, "How WHEP viewers are served: fanout (default: one xdnwebrtcfanout per stream) or webrtcbin (one per viewer)", "KIND"},
+    {"webrtc-ports", 0, 0, G_OPTION_ARG_STRING, &webrtc_ports, "UDP ports for WebRTC, MIN-MAX: fan-outs and ICE agents bind only these (default: any)", "MIN-MAX"},
     {"public-address", 0, 0, G_OPTION_ARG_STRING, &public_address, "Address announced in ICE candidates instead of the local one (1:1 NAT)", "ADDR"},
     {"manager", 0, 0, G_OPTION_ARG_STRING, &manager, "Stream manager URL, http://host:port (cluster mode)", "URL"},
     {"cluster-token", 0, 0, G_OPTION_ARG_STRING, &cluster_token, "Bearer token for the manager's node API", "TOKEN"},
@@ -207,6 +226,7 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
     if (stun) c->ice.stunServer = stun;
     if (turn) c->ice.turnServer = turn;
     if (public_address) c->publicAddress = public_address;
+    if (webrtc_ports) c->webrtcPorts = webrtc_ports;
     if (egress) c->egress = egress;
     if (demo) c->demo = true;
     if (log_level) c->logLevel = log_level;
@@ -229,7 +249,8 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
 
   for (gchar *s : {config_file, role, egress, http_address, ice_addresses, stun, turn,
            public_address, manager, log_level, srt_passphrase, cluster_token, node_id, region,
-           public_url, public_srt, upstream, relay_passphrase, relay_token, relay_packet_filter})
+           public_url, public_srt, upstream, relay_passphrase, relay_token, relay_packet_filter,
+           webrtc_ports})
     g_free (s);
   if (!ok)
     return false;
@@ -247,7 +268,8 @@ loadNodeConfig (int *argc, char ***argv, NodeConfig *c, std::string *error)
       inRange (c->relayLingerS, 0, 3600, "relay linger", error) &&
       inRange (c->fanoutThreads, 0, 256, "fanout threads", error) &&
       inRange (c->viewerTimeoutS, 2, 3600, "viewer timeout", error) &&
-      checkEgress (c->egress, error);
+      checkEgress (c->egress, error) &&
+      checkWebRtcPorts (c, error);
 }
 
 void

@@ -41,7 +41,8 @@ struct NodeConfig {
   int srtLatencyMs = 120;
   std::string srtPassphrase;
   /* [webrtc] */
-  IceSettings ice;
+  IceSettings ice;           /* ice.minPort/maxPort: parsed from webrtcPorts */
+  std::string webrtcPorts;   /* MIN-MAX: UDP ports of fan-outs and ICE agents; empty: any */
   std::string publicAddress;  /* replaces host candidate addresses in answers */
   int connectTimeoutS = 15;   /* answer sent, ICE/DTLS not connected yet */
   int peerTimeoutS = 10;      /* nothing heard from the peer */

@@ -39,8 +39,56 @@ FanoutEgress::onMain (std::function<void (FanoutEgress &)> fn)
       [] (gpointer data) { delete static_cast<Call *> (data); });
 }
 
+/* The fan-out opens its port in NULL->READY. It is brought there before
+ * it joins the pipeline, on a bus of its own: its error for a port already
+ * taken says why for the log, and does not reach the pipeline's bus, where
+ * it would end the egress. */
 bool
-FanoutEgress::start (std::string *error)
+FanoutEgress::bindPort (GstElement *fanout, std::string *error, guint *status)
+{
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (fanout, bus);
+  std::string why;
+  auto tryPort = [fanout, bus, &why] (int port) {
+    g_object_set (fanout, "port", static_cast<guint> (port), NULL);
+    if (gst_element_set_state (fanout, GST_STATE_READY) != GST_STATE_CHANGE_FAILURE)
+      return true;
+    GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+    if (msg) {
+      GError *err = nullptr;
+      gst_message_parse_error (msg, &err, nullptr);
+      why = err ? err->message : "";
+      g_clear_error (&err);
+      gst_message_unref (msg);
+    }
+    return false;
+  };
+  bool bound;
+  if (settings_.ports && settings_.ports->limited ()) {
+    port_ = settings_.ports->acquire (tryPort);
+    bound = port_ != 0;
+    if (!bound) {
+      *status = 503;
+      *error = "no free WebRTC port in " + settings_.ports->range ();
+    }
+  } else {
+    bound = tryPort (0);
+    if (!bound) {
+      *status = 500;
+      *error = "cannot start the fan-out of stream '" + stream_ + "' on " + settings_.address +
+          " (is it a numeric local address?)";
+    }
+  }
+  gst_element_set_bus (fanout, nullptr);
+  gst_object_unref (bus);
+  if (!bound)
+    log (LogLevel::Warning, "fanout.bind_failed", {{"stream", stream_}, {"address", settings_.address},
+        {"reason", *error}, {"last_bind_error", why}});
+  return bound;
+}
+
+bool
+FanoutEgress::start (std::string *error, guint *status)
 {
   GstElement *src = gst_element_factory_make ("xdnrelaysrc", "relay");
   GstElement *fanout = gst_element_factory_make ("xdnwebrtcfanout", "fanout");
@@ -52,13 +100,17 @@ FanoutEgress::start (std::string *error)
     *error = "the xdn plugin (xdnrelaysrc, xdnwebrtcfanout) is not available";
     return false;
   }
+  g_object_set (fanout, "address", settings_.address.c_str (), "threads", settings_.threads,
+      "viewer-timeout", (guint64) settings_.viewerTimeoutS * GST_SECOND, NULL);
+  if (!bindPort (fanout, error, status)) {
+    gst_object_unref (gst_object_ref_sink (src));
+    gst_object_unref (gst_object_ref_sink (fanout));
+    return false;
+  }
   pipeline_ = adoptGRef (GST_ELEMENT (gst_object_ref_sink (gst_pipeline_new (
       ("fanout-" + stream_).c_str ()))));
   fanout_ = GRef<GstElement>::ref (fanout);
   g_object_set (src, "stream", stream_.c_str (), NULL);
-  g_object_set (fanout, "address", settings_.address.c_str (), "port", 0u,
-      "threads", settings_.threads,
-      "viewer-timeout", (guint64) settings_.viewerTimeoutS * GST_SECOND, NULL);
   gst_bin_add_many (GST_BIN (pipeline_.get ()), src, fanout, NULL);
 
   /* Each track of the stream goes to the fan-out pad of the same number. */
@@ -92,8 +144,8 @@ FanoutEgress::start (std::string *error)
   gst_object_unref (bus);
 
   if (gst_element_set_state (pipeline_.get (), GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    *error = "cannot start the fan-out of stream '" + stream_ + "' on " + settings_.address +
-        " (is it a numeric local address?)";
+    *status = 500;
+    *error = "cannot start the fan-out of stream '" + stream_ + "'";
     stop ();
     return false;
   }
@@ -112,6 +164,10 @@ FanoutEgress::stop ()
   GstBus *bus = gst_element_get_bus (pipeline_.get ());
   gst_bus_set_sync_handler (bus, nullptr, nullptr, nullptr);
   gst_object_unref (bus);
+  /* READY->NULL closed the socket. */
+  if (port_ && settings_.ports)
+    settings_.ports->release (port_);
+  port_ = 0;
   log (LogLevel::Info, "fanout.stopped", {{"stream", stream_}});
 }
 

@@ -8,6 +8,7 @@
  * (viewer removed, end of stream, errors) is handed to the main context. */
 #pragma once
 
+#include "port-pool.h"
 #include "xdn-gref.h"
 
 #include <gst/gst.h>
@@ -26,6 +27,9 @@ struct FanoutSettings {
   std::string publicAddress;              /* empty: answers carry the local address */
   unsigned threads = 0;                   /* sending threads; 0: one per core */
   int viewerTimeoutS = 15;
+  /* The node's WebRTC port range, shared by its fan-outs; null or not
+   * limited: the system picks the port. */
+  std::shared_ptr<PortPool> ports;
 };
 
 struct FanoutStats {
@@ -55,9 +59,12 @@ public:
       Hooks hooks);
   ~FanoutEgress ();
 
-  /* Builds the pipeline and sets it playing. Returns false and why not. */
-  bool start (std::string *error);
-  /* Stops the pipeline (every viewer is removed). Idempotent. */
+  /* Builds the pipeline and sets it playing. Returns false, why not, and
+   * the HTTP status for the viewer: 503 when every port of the range is
+   * taken, 500 otherwise. */
+  bool start (std::string *error, guint *status);
+  /* Stops the pipeline (every viewer is removed) and gives its port back
+   * to the range. Idempotent. */
   void stop ();
 
   /* True once the fan-out has caps on @tracks track pads. */
@@ -77,6 +84,7 @@ private:
   FanoutEgress (std::string stream, FanoutSettings settings, Hooks hooks);
   static GstBusSyncReply onBusSync (GstBus *, GstMessage *msg, gpointer data);
   void onMain (std::function<void (FanoutEgress &)> fn);
+  bool bindPort (GstElement *fanout, std::string *error, guint *status);
 
   std::string stream_;
   FanoutSettings settings_;
@@ -84,6 +92,7 @@ private:
   GRef<GstElement> pipeline_, fanout_;
   bool stopped_ = false;   /* main thread */
   bool endedSent_ = false; /* main thread */
+  int port_ = 0;           /* main thread: held in settings_.ports, 0: none */
 
   std::mutex refusalLock_;
   GThread *addingThread_ = nullptr;  /* protected by refusalLock_ */

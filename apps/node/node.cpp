@@ -58,6 +58,8 @@ Node::Node (NodeConfig config)
           static_cast<size_t> (config_.maxBodyBytes), config_.corsOrigin})
 {
   sessionSettings_.ice = config_.ice;
+  fanoutPorts_ = std::make_shared<PortPool> (static_cast<int> (config_.ice.minPort),
+      static_cast<int> (config_.ice.maxPort));
   sessionSettings_.publicAddress = config_.publicAddress;
   sessionSettings_.connectTimeoutS = config_.connectTimeoutS;
   sessionSettings_.peerTimeoutS = config_.peerTimeoutS;
@@ -208,6 +210,7 @@ Node::start (std::string *error)
        {"srt", config_.srtPort > 0 ? config_.srtAddress + ":" + std::to_string (config_.srtPort) : "off"},
        {"role", config_.role}, {"node", config_.nodeId}, {"region", config_.region},
        {"egress", config_.egress},
+       {"webrtc_ports", fanoutPorts_->limited () ? fanoutPorts_->range () : "any"},
        {"public_url", config_.publicUrl}, {"manager", config_.manager.empty () ? "none" : config_.manager},
        {"upstream", config_.upstream}});
   if (config_.demo)
@@ -678,7 +681,7 @@ Node::streamTracks (const std::string &stream)
 }
 
 std::shared_ptr<FanoutEgress>
-Node::ensureEgress (const std::string &stream, std::string *error)
+Node::ensureEgress (const std::string &stream, std::string *error, guint *status)
 {
   auto it = egresses_.find (stream);
   if (it != egresses_.end ())
@@ -698,6 +701,7 @@ Node::ensureEgress (const std::string &stream, std::string *error)
   fs.publicAddress = config_.publicAddress;
   fs.threads = static_cast<unsigned> (config_.fanoutThreads);
   fs.viewerTimeoutS = config_.viewerTimeoutS;
+  fs.ports = fanoutPorts_;
   FanoutEgress::Hooks hooks;
   hooks.viewerRemoved = [this, stream] (const std::string &viewer, const std::string &reason) {
     forgetFanoutViewer (stream, viewer, reason);
@@ -724,7 +728,7 @@ Node::ensureEgress (const std::string &stream, std::string *error)
         [] (gpointer data) { delete static_cast<Ended *> (data); });
   };
   auto egress = FanoutEgress::create (stream, fs, hooks);
-  if (!egress->start (error))
+  if (!egress->start (error, status))
     return nullptr;
   egresses_[stream] = egress;
   return egress;
@@ -735,11 +739,13 @@ Node::startFanoutPlay (SoupServerMessage *msg, const std::string &stream, const 
     bool paused)
 {
   std::string error;
-  auto egress = ensureEgress (stream, &error);
+  guint status = SOUP_STATUS_INTERNAL_SERVER_ERROR;
+  auto egress = ensureEgress (stream, &error, &status);
   if (!egress) {
     sessionsRefused_[1]++;
-    log (LogLevel::Error, "whep.fanout.failed", {{"stream", stream}, {"reason", error}});
-    http::respondError (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, error);
+    log (LogLevel::Error, "whep.fanout.failed", {{"stream", stream},
+        {"peer", http::peerAddress (msg)}, {"reason", error}});
+    http::respondError (msg, status, error);
     if (paused) {
       soup_server_message_unpause (msg);
       g_object_unref (msg);

@@ -12,6 +12,7 @@
 #include "http.h"
 #include "manager-client.h"
 #include "peer-session.h"
+#include "port-pool.h"
 #include "pull.h"
 #include "relay-serving.h"
 #include "srt-ingest.h"
@@ -87,7 +88,10 @@ private:
   bool fanoutEgress () const { return config_.egress == "fanout"; }
   void startFanoutPlay (SoupServerMessage *msg, const std::string &stream, const std::string &offer,
       bool paused);
-  std::shared_ptr<FanoutEgress> ensureEgress (const std::string &stream, std::string *error);
+  /* The stream's fan-out, started if needed; null, why not and the HTTP
+   * status otherwise. */
+  std::shared_ptr<FanoutEgress> ensureEgress (const std::string &stream, std::string *error,
+      guint *status);
   /* Answers @msg (unpausing it if @paused): the fan-out's answer; an offer
    * it refuses is tried with a webrtcbin of its own. */
   void answerFanoutViewer (SoupServerMessage *msg, FanoutEgress &egress, const std::string &offer,
@@ -167,6 +171,9 @@ private:
   struct FanoutSession {
     std::string stream, viewer;
   };
+  /* The fan-outs' ports out of [webrtc] ports (shared with each egress,
+   * which gives its port back when it stops). */
+  std::shared_ptr<PortPool> fanoutPorts_;
   std::map<std::string, std::shared_ptr<FanoutEgress>> egresses_;
   std::map<std::string, std::vector<FanoutWaiter>> fanoutWaiting_;
   std::map<std::string, FanoutSession> fanoutSessions_;

@@ -34,6 +34,11 @@ configureWebRtcBin (GstElement *webrtcbin, const IceSettings &settings,
     return false;
   }
   g_object_set (ice, "ice-tcp", FALSE, NULL);
+  /* GstWebRTCICE hands the range to libnice for each stream it adds (one
+   * per session with max-bundle). min first: it may not exceed the max in
+   * place, which is 65535 until max is set. */
+  if (settings.minPort > 0 && settings.minPort <= settings.maxPort)
+    g_object_set (ice, "min-rtp-port", settings.minPort, "max-rtp-port", settings.maxPort, NULL);
 
   GObject *agent = nullptr;
   g_object_get (ice, "agent", &agent, NULL);

@@ -1,6 +1,7 @@
 /* ICE settings every webrtcbin of the project gets: no UPnP (libnice turns
  * it on by default and multicasts SSDP off the machine), host candidates
- * only on the configured addresses, optional STUN/TURN, UDP only. */
+ * only on the configured addresses and ports, optional STUN/TURN, UDP
+ * only. */
 #pragma once
 
 #include <gst/gst.h>
@@ -16,6 +17,9 @@ struct IceSettings {
   std::vector<std::string> addresses;
   std::string stunServer;  /* stun://host:port, empty for none */
   std::string turnServer;  /* turn(s)://user:pass@host:port, empty for none */
+  /* UDP ports the agent binds its host candidates on, inclusive, so that a
+   * firewall can let them through; 0 and 0: any port. */
+  guint minPort = 0, maxPort = 0;
 };
 
 /* Applies @settings to a webrtcbin before it gathers, and turns off the

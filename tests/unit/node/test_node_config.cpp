@@ -184,3 +184,33 @@ TEST (NodeConfig, DefaultsComeFromTheBoundPorts)
   resolveClusterDefaults (&h, 8080, 9000, "my host!");
   EXPECT_EQ (h.nodeId, "my-host--8080");  /* characters an id may not hold are replaced */
 }
+
+TEST (NodeConfig, WebRtcPortsFromTheKeyFileAndTheOption)
+{
+  NodeConfig none;
+  std::string error;
+  ASSERT_TRUE (load ({}, &none, &error)) << error;
+  EXPECT_EQ (none.ice.minPort, 0u);  /* default: any port */
+  EXPECT_EQ (none.ice.maxPort, 0u);
+
+  TempFile file ("[webrtc]\nports=40000-40099\n");
+  NodeConfig c;
+  ASSERT_TRUE (load ({"--config", file.path ()}, &c, &error)) << error;
+  EXPECT_EQ (c.ice.minPort, 40000u);
+  EXPECT_EQ (c.ice.maxPort, 40099u);
+
+  NodeConfig o;
+  ASSERT_TRUE (load ({"--config", file.path (), "--webrtc-ports", "50000-50000"}, &o, &error))
+      << error;
+  EXPECT_EQ (o.ice.minPort, 50000u);
+  EXPECT_EQ (o.ice.maxPort, 50000u);
+}
+
+TEST (NodeConfig, RefusesABadWebRtcPortRange)
+{
+  EXPECT_NE (refusal ({"--webrtc-ports", "40000"}).find ("MIN-MAX"), std::string::npos);
+  EXPECT_NE (refusal ({"--webrtc-ports", "0-100"}).find ("MIN-MAX"), std::string::npos);
+  EXPECT_NE (refusal ({"--webrtc-ports", "40010-40000"}).find ("empty"), std::string::npos);
+  TempFile file ("[webrtc]\nports=lots\n");
+  EXPECT_NE (refusal ({"--config", file.path ()}).find ("'lots'"), std::string::npos);
+}
