@@ -79,6 +79,16 @@ def stop(proc):
 
 
 class WebRtcPorts(unittest.TestCase):
+    def assertAnswerPortsIn(self, url, offer, first, last):
+        """POSTs @offer to @url: 201, and every candidate of the answer on
+        a port from @first to @last."""
+        status, _, answer = http("POST", url, offer.encode(), SDP)
+        self.assertEqual(status, 201, answer)
+        ports = candidate_ports(answer)
+        self.assertTrue(ports, answer)
+        for port in ports:
+            self.assertTrue(first <= port <= last, f"{url}: port {port} not in {first}-{last}")
+
     def test_whep_and_whip_candidates_are_in_the_range(self):
         first = free_udp_range(10)
         last = first + 9
@@ -86,21 +96,10 @@ class WebRtcPorts(unittest.TestCase):
             node = start_demo_node(directory, "--egress", "fanout", "--webrtc-ports", f"{first}-{last}")
             try:
                 self.assertIn(f"webrtc_ports={first}-{last}", node.logs())
-                status, _, answer = http("POST", node.whep_url("demo"), WHEP_OFFER.encode(), SDP)
-                self.assertEqual(status, 201, answer)
-                ports = candidate_ports(answer)
-                self.assertTrue(ports, answer)
-                for port in ports:
-                    self.assertTrue(first <= port <= last, f"fan-out port {port} not in {first}-{last}")
-
+                self.assertAnswerPortsIn(node.whep_url("demo"), WHEP_OFFER, first, last)
                 # The node's webrtcbin for a WHIP publisher: its answer waits
                 # for the host candidates.
-                status, _, answer = http("POST", node.whip_url("live/ports"), WHIP_OFFER.encode(), SDP)
-                self.assertEqual(status, 201, answer)
-                ports = candidate_ports(answer)
-                self.assertTrue(ports, answer)
-                for port in ports:
-                    self.assertTrue(first <= port <= last, f"ICE port {port} not in {first}-{last}")
+                self.assertAnswerPortsIn(node.whip_url("live/ports"), WHIP_OFFER, first, last)
             finally:
                 node.stop()
 
