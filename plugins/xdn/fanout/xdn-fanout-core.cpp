@@ -497,7 +497,8 @@ private:
   void run ();
   void apply (SendCommand &c);
   bool serve ();
-  size_t copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p, uint8_t *s);
+  size_t copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p, uint8_t *s,
+      size_t *payloadAt = nullptr);
   void sent (ViewerSend &v, const TrackSend &t, size_t outSize);
   void sendPacket (ViewerSend &v, const Packet &p);
   void resend (ViewerSend &v, const Retransmit &r);
@@ -741,12 +742,16 @@ Sender::flush ()
  * header extension (nothing the viewer negotiated) left out, and the
  * viewer's transport-wide sequence number added as an RFC 8285 one-byte
  * extension when it negotiated that. The common case (neither) is one
- * copy. Returns the size. */
+ * copy. Returns the size; @payloadAt (if given) gets where the payload
+ * starts. */
 size_t
-Sender::copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p, uint8_t *s)
+Sender::copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p, uint8_t *s,
+    size_t *payloadAt)
 {
   if (t.transportCcExtId == 0 && !p.hasExtension ()) {
     p.copyTo (s);
+    if (payloadAt)
+      *payloadAt = p.headerSize ();
     return p.size ();
   }
   size_t at = p.csrcEnd ();
@@ -764,6 +769,8 @@ Sender::copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p,
   }
   const size_t payload = p.size () - p.headerSize ();
   p.copyRange (s + at, p.headerSize (), payload);
+  if (payloadAt)
+    *payloadAt = at;
   return at + payload;
 }
 
@@ -830,13 +837,13 @@ Sender::resend (ViewerSend &v, const Retransmit &r)
     return;
   }
   uint8_t *s = slot ();
-  size_t size = copyForViewer (v, *t, *p, s);
+  size_t header = 0;
+  size_t size = copyForViewer (v, *t, *p, s, &header);
   if (t->rtxSsrc) {
     /* RFC 4588 4: the RTX packet's payload is the original sequence number
      * (the viewer's, the one it asked for) followed by the original
      * payload; its header extensions those of an original send. The
      * original's padding is not kept (the padding bit goes with it). */
-    const size_t header = p->csrcEnd () + (t->transportCcExtId ? 8 : 0);  /* as copied */
     size_t payload = size - header;
     if (s[0] & 0x20) {
       const size_t padding = s[size - 1];
