@@ -110,7 +110,9 @@ FanoutEgress::start (std::string *error, guint *status)
   pipeline_ = adoptGRef (GST_ELEMENT (gst_object_ref_sink (gst_pipeline_new (
       ("fanout-" + stream_).c_str ()))));
   fanout_ = GRef<GstElement>::ref (fanout);
-  g_object_set (src, "stream", stream_.c_str (), NULL);
+  /* The fan-out only queues each packet for its sending threads: it takes
+   * them on the publisher's thread, without a thread of its own between. */
+  g_object_set (src, "stream", stream_.c_str (), "direct", TRUE, NULL);
   gst_bin_add_many (GST_BIN (pipeline_.get ()), src, fanout, NULL);
 
   /* Each track of the stream goes to the fan-out pad of the same number. */

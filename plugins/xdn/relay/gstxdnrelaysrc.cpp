@@ -47,6 +47,15 @@
  * and a node with many viewers runs one thread per viewer whatever the number
  * of tracks. SRT mode adds one I/O thread per element.
  *
+ * With #GstXdnRelaySrc:direct, packets skip that thread: each is pushed on
+ * the thread that hands it over (the publisher's streaming thread in hub
+ * mode, the I/O thread in SRT mode), still one at a time and in publish
+ * order. That saves a thread switch per packet, but the publisher, and
+ * every subscriber after this one, waits while downstream handles the
+ * packet: only for downstream elements that never block, such as
+ * xdnwebrtcfanout. The element's own thread then only adds pads and ends
+ * tracks that no packet follows.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency ! \
@@ -105,13 +114,19 @@ struct GstXdnRelaySrcPrivate {
   guint latency = kDefaultLatency;
   std::string token;
   std::string packetFilter;
+  bool directSetting = false;
 
   std::mutex stateLock;     /* protects subscription, tracks, droppedBefore */
   std::shared_ptr<StreamSubscription> subscription;  /* PAUSED and PLAYING */
   std::map<guint, SrcTrack> tracks;                  /* by track id */
   SubscriptionStats before;  /* counters of subscriptions already closed */
 
-  /* Streaming thread only (and state changes while it is stopped). */
+  /* directSetting, taken on READY->PAUSED before anything is delivered and
+   * fixed until READY: read without a lock. */
+  bool direct = false;
+
+  /* Streaming thread only (with direct delivery: whichever thread delivers,
+   * one at a time; and state changes while it is stopped). */
   GstFlowCombiner *combiner = nullptr;
   guint groupId = 0;
   bool noMorePads = false;
@@ -140,6 +155,7 @@ enum {
   PROP_LATENCY,
   PROP_TOKEN,
   PROP_PACKET_FILTER,
+  PROP_DIRECT,
   PROP_DROPPED,
   PROP_STATS,
   N_PROPS
@@ -416,23 +432,12 @@ gst_xdn_relay_src_pause_task (GstXdnRelaySrc * self)
     gst_task_pause (priv->task);
 }
 
-static void
-gst_xdn_relay_src_loop (gpointer user_data)
+/* Performs one event on the pads. Returns false when the task must pause. */
+static bool
+gst_xdn_relay_src_handle_event (GstXdnRelaySrc * self, RelayEvent & ev)
 {
-  auto *self = GST_XDN_RELAY_SRC (user_data);
   GstXdnRelaySrcPrivate *priv = self->priv;
-  bool keep_going = true;
-
-  auto sub = current_subscription (self);
-  if (!sub) {
-    gst_xdn_relay_src_pause_task (self);
-    return;
-  }
   try {
-    RelayEvent ev;
-    if (!sub->pop (ev))
-      return;  /* interrupted: the task is being paused or stopped */
-
     switch (ev.type) {
       case RelayEvent::Type::TrackAdded:{
         TrackDescription t;
@@ -446,32 +451,50 @@ gst_xdn_relay_src_loop (gpointer user_data)
           priv->noMorePads = true;
           gst_element_no_more_pads (GST_ELEMENT (self));
         }
-        break;
+        return true;
       }
       case RelayEvent::Type::CapsChanged:
         if (auto pad = track_pad (self, ev.track)) {
           GST_DEBUG_OBJECT (pad.get (), "new caps %" GST_PTR_FORMAT, ev.caps.get ());
           gst_pad_push_event (pad.get (), gst_event_new_caps (ev.caps.get ()));
         }
-        break;
+        return true;
       case RelayEvent::Type::Buffer:
-        keep_going = gst_xdn_relay_src_push_buffer (self, ev);
-        break;
+        return gst_xdn_relay_src_push_buffer (self, ev);
       case RelayEvent::Type::TrackEnded:
         gst_xdn_relay_src_end_track (self, ev.track);
-        break;
+        return true;
       case RelayEvent::Type::StreamEnded:
-        GST_INFO_OBJECT (self, "stream %s ended", sub->streamName ().c_str ());
+        GST_INFO_OBJECT (self, "the publisher went away");
         gst_xdn_relay_src_end_all (self);
-        keep_going = false;
-        break;
+        return false;
     }
   } catch (const std::exception &e) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED, (nullptr), ("%s", e.what ()));
     gst_xdn_relay_src_end_all (self);
-    keep_going = false;
   }
-  if (!keep_going)
+  return false;
+}
+
+static void
+gst_xdn_relay_src_loop (gpointer user_data)
+{
+  auto *self = GST_XDN_RELAY_SRC (user_data);
+  auto sub = current_subscription (self);
+  if (!sub) {
+    gst_xdn_relay_src_pause_task (self);
+    return;
+  }
+  if (self->priv->direct) {
+    /* Interrupted by a state change, or a delivery wanted the task paused. */
+    if (!sub->deliverWaiting ())
+      gst_xdn_relay_src_pause_task (self);
+    return;
+  }
+  RelayEvent ev;
+  if (!sub->pop (ev))
+    return;  /* interrupted: the task is being paused or stopped */
+  if (!gst_xdn_relay_src_handle_event (self, ev))
     gst_xdn_relay_src_pause_task (self);
 }
 
@@ -507,6 +530,8 @@ gst_xdn_relay_src_subscribe (GstXdnRelaySrc * self)
     stream = priv->stream;
     options.maxQueue = priv->maxQueue;
     options.waitForStream = priv->waitForStream;
+    /* Fixed while subscribed: the streaming thread reads it unlocked. */
+    priv->direct = priv->directSetting;
   }
   TransportSettings settings = gst_xdn_relay_src_transport_settings (self);
   /* Link changes become `xdn-relay-link` messages, posted from the
@@ -536,6 +561,10 @@ gst_xdn_relay_src_subscribe (GstXdnRelaySrc * self)
     return false;
   }
   sub->setInterrupted (true);  /* until PLAYING */
+  if (priv->direct)
+    sub->setDelivery ([self] (RelayEvent &ev) {
+      return gst_xdn_relay_src_handle_event (self, ev);
+    });
   {
     std::lock_guard<std::mutex> l (priv->stateLock);
     priv->subscription = sub;
@@ -757,6 +786,9 @@ gst_xdn_relay_src_set_property (GObject * object, guint prop_id,
     case PROP_MAX_QUEUE:
       priv->maxQueue = g_value_get_uint (value);
       break;
+    case PROP_DIRECT:
+      priv->directSetting = g_value_get_boolean (value);
+      break;
     case PROP_WAIT_FOR_STREAM:
       priv->waitForStream = g_value_get_boolean (value);
       break;
@@ -821,6 +853,9 @@ gst_xdn_relay_src_get_property (GObject * object, guint prop_id, GValue * value,
       break;
     case PROP_WAIT_FOR_STREAM:
       g_value_set_boolean (value, priv->waitForStream);
+      break;
+    case PROP_DIRECT:
+      g_value_set_boolean (value, priv->directSetting);
       break;
     case PROP_PACKET_FILTER:
       g_value_set_string (value, priv->packetFilter.c_str ());
@@ -948,6 +983,19 @@ gst_xdn_relay_src_class_init (GstXdnRelaySrcClass * klass)
    */
   properties[PROP_WAIT_FOR_STREAM] = g_param_spec_boolean ("wait-for-stream",
       "Wait for stream", "Wait for the stream to be published instead of failing",
+      FALSE,
+      (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
+  /**
+   * GstXdnRelaySrc:direct:
+   *
+   * Push each packet on the thread that hands it over (the publisher's, or
+   * the SRT I/O thread) instead of this element's own: a thread switch less
+   * per packet, but the publisher waits while downstream handles it. Only
+   * for downstream elements that never block (xdnwebrtcfanout).
+   */
+  properties[PROP_DIRECT] = g_param_spec_boolean ("direct", "Direct",
+      "Push packets on the thread that hands them over, not this element's own "
+      "(only for downstream elements that never block)",
       FALSE,
       (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY));
   /**

@@ -380,6 +380,11 @@ public:
   const std::string &streamName () const override { return sub_->streamName (); }
   std::vector<TrackDescription> initialTracks () const override { return sub_->initialTracks (); }
   bool pop (RelayEvent &event) override { return sub_->queue ().pop (event); }
+  void setDelivery (DeliverFunction deliver) override
+  {
+    sub_->queue ().setDelivery (std::move (deliver));
+  }
+  bool deliverWaiting () override { return sub_->queue ().deliverWaiting (); }
   void setInterrupted (bool interrupted) override { sub_->queue ().setInterrupted (interrupted); }
   void setTimeBase (GstClock *clock, GstClockTime base_time) override
   {

@@ -95,7 +95,7 @@ void
 SubscriberQueue::enqueueBuffer (guint track, GstBuffer *buffer, bool keyframe,
     ClockReadings &clocks, std::vector<guint> &requests)
 {
-  std::lock_guard<std::mutex> l (lock_);
+  std::unique_lock<std::mutex> l (lock_);
   if (closed_ || ended_)
     return;
   auto it = gates_.find (track);
@@ -131,7 +131,10 @@ SubscriberQueue::enqueueBuffer (guint track, GstBuffer *buffer, bool keyframe,
   }
   queue_.push_back (std::move (ev));
   bufferCount_++;
-  cond_.notify_one ();
+  if (deliver_)
+    deliverLocked (l);
+  else
+    cond_.notify_one ();
 }
 
 void
@@ -156,14 +159,52 @@ SubscriberQueue::pop (RelayEvent &event)
   cond_.wait (l, [this] { return interrupted_ || closed_ || !queue_.empty (); });
   if (interrupted_ || closed_)
     return false;
-  event = std::move (queue_.front ());
-  queue_.pop_front ();
-  if (event.type == RelayEvent::Type::Buffer) {
-    bufferCount_--;
-    packets_++;
-    bytes_ += gst_buffer_get_size (event.buffer.get ());
-  }
+  event = takeFrontLocked ();
   return true;
+}
+
+void
+SubscriberQueue::setDelivery (DeliverFunction deliver)
+{
+  std::lock_guard<std::mutex> l (lock_);
+  deliver_ = std::move (deliver);
+}
+
+bool
+SubscriberQueue::deliverWaiting ()
+{
+  std::unique_lock<std::mutex> l (lock_);
+  cond_.wait (l, [this] {
+    return interrupted_ || closed_ || (!queue_.empty () && !delivering_);
+  });
+  if (interrupted_ || closed_)
+    return false;
+  deliverLocked (l);
+  return !interrupted_ && !closed_;
+}
+
+void
+SubscriberQueue::deliverLocked (std::unique_lock<std::mutex> &l)
+{
+  if (delivering_)
+    return;  /* that thread delivers what was just queued as well */
+  delivering_ = true;
+  deliverer_ = std::this_thread::get_id ();
+  while (!interrupted_ && !closed_ && !queue_.empty ()) {
+    RelayEvent event = takeFrontLocked ();
+    l.unlock ();
+    const bool go_on = deliver_ (event);
+    event = RelayEvent ();  /* the buffer is released outside the lock */
+    l.lock ();
+    if (!go_on)
+      interrupted_ = true;
+  }
+  delivering_ = false;
+  /* Only close () waits for this; deliverWaiting () has nothing to do now
+   * (the queue is empty, or interrupted, which woke it already). Waking it
+   * for every packet would cost the thread switch this saves. */
+  if (closed_)
+    cond_.notify_all ();
 }
 
 void
@@ -185,15 +226,18 @@ SubscriberQueue::setTimeBase (GstClock *clock, GstClockTime base_time)
 void
 SubscriberQueue::close ()
 {
-  std::deque<RelayEvent> dropped;
-  {
-    std::lock_guard<std::mutex> l (lock_);
-    closed_ = true;
-    dropped.swap (queue_);
-    bufferCount_ = 0;
-    cond_.notify_all ();
-  }
-  /* @dropped releases its buffers here, outside the lock. */
+  std::deque<RelayEvent> dropped;  /* destroyed after the lock is released */
+  std::unique_lock<std::mutex> l (lock_);
+  closed_ = true;
+  dropped.swap (queue_);
+  bufferCount_ = 0;
+  cond_.notify_all ();
+  /* The subscriber tears its pads down after this: a delivery still running
+   * on another thread may be using them. (From within a delivery, there is
+   * nothing to wait for.) */
+  cond_.wait (l, [this] {
+    return !delivering_ || deliverer_ == std::this_thread::get_id ();
+  });
 }
 
 SubscriptionStats
@@ -219,12 +263,25 @@ SubscriberQueue::setGateLocked (const TrackDescription &t)
   gates_[t.id] = g;
 }
 
+RelayEvent
+SubscriberQueue::takeFrontLocked ()
+{
+  RelayEvent event = std::move (queue_.front ());
+  queue_.pop_front ();
+  if (event.type == RelayEvent::Type::Buffer) {
+    bufferCount_--;
+    packets_++;
+    bytes_ += gst_buffer_get_size (event.buffer.get ());
+  }
+  return event;
+}
+
 void
 SubscriberQueue::pushControlLocked (RelayEvent &&ev)
 {
   /* Control events are never dropped and do not count against max-queue. */
   queue_.push_back (std::move (ev));
-  cond_.notify_one ();
+  cond_.notify_all ();
 }
 
 /* The queue is full: drop its oldest packet. A video track that lost a

@@ -11,6 +11,14 @@
  * Control events (tracks added, caps, ends) are never dropped and do not
  * count against the bound.
  *
+ * Direct delivery (setDelivery) hands events to a function on the thread
+ * that queued a packet, instead of leaving them for the subscriber's thread
+ * to pop: no thread switch per packet. Events are still delivered one at a
+ * time and in order; whichever thread finds nobody delivering drains the
+ * queue. Control events queued with no packet after them (a new track, an
+ * end) wait for the subscriber's thread (deliverWaiting), since the
+ * transports queue those with their own locks held.
+ *
  * Thread-safe: one lock guards everything; it is never held while calling
  * out. */
 #pragma once
@@ -19,6 +27,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -73,11 +82,23 @@ public:
    * tracks to @video. */
   void breakTracks (std::vector<guint> &video);
 
-  /* Blocks until the next event; false when interrupted or closed. */
+  /* Blocks until the next event; false when interrupted or closed. Not
+   * with direct delivery. */
   bool pop (RelayEvent &event);
+
+  /* Direct delivery from now on (call once, before events flow). */
+  void setDelivery (DeliverFunction deliver);
+  /* Direct delivery's pop (): blocks until events wait that no packet's
+   * thread is delivering, and delivers them; false when interrupted or
+   * closed. */
+  bool deliverWaiting ();
+
+  /* While set, pop () and deliverWaiting () return false at once and
+   * nothing is delivered. */
   void setInterrupted (bool interrupted);
   void setTimeBase (GstClock *clock, GstClockTime base_time);
-  /* Unsubscribe: drops every queued event; later calls do nothing. */
+  /* Unsubscribe: drops every queued event; later calls do nothing. Waits for
+   * a delivery in progress on another thread to return. */
   void close ();
   SubscriptionStats stats () const;
 
@@ -92,11 +113,16 @@ private:
   void setGateLocked (const TrackDescription &t);
   void pushControlLocked (RelayEvent &&ev);
   void dropOldestLocked (std::vector<guint> &requests);
+  RelayEvent takeFrontLocked ();
+  /* Delivers what is queued unless another thread is at it; @l is held on
+   * entry and on return. */
+  void deliverLocked (std::unique_lock<std::mutex> &l);
 
   const size_t maxQueue_;
 
   mutable std::mutex lock_;       /* protects every field below */
-  std::condition_variable cond_;  /* queue_ not empty, interrupted_, closed_ */
+  /* queue_ not empty, interrupted_, closed_, delivering_ cleared */
+  std::condition_variable cond_;
   std::deque<RelayEvent> queue_;
   size_t bufferCount_ = 0;        /* Buffer events in queue_ (control events excluded) */
   std::map<guint, Gate> gates_;
@@ -108,6 +134,9 @@ private:
   guint64 packets_ = 0;
   guint64 bytes_ = 0;
   guint64 dropped_ = 0;
+  DeliverFunction deliver_;       /* direct delivery; empty: pop () */
+  bool delivering_ = false;       /* a thread is draining queue_ through deliver_ */
+  std::thread::id deliverer_;     /* which one */
 };
 
 }  // namespace xdn::relay

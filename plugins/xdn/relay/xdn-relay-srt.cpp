@@ -1703,6 +1703,11 @@ public:
   const std::string &streamName () const override { return core_->name (); }
   std::vector<TrackDescription> initialTracks () const override { return {}; }
   bool pop (RelayEvent &event) override { return core_->queue ().pop (event); }
+  void setDelivery (DeliverFunction deliver) override
+  {
+    core_->queue ().setDelivery (std::move (deliver));
+  }
+  bool deliverWaiting () override { return core_->queue ().deliverWaiting (); }
   void setInterrupted (bool interrupted) override { core_->queue ().setInterrupted (interrupted); }
   void setTimeBase (GstClock *clock, GstClockTime base_time) override
   {

@@ -122,6 +122,11 @@ struct LinkState {
  * never waits for its own I/O thread from that thread. */
 using LinkHandler = std::function<void (const LinkState &)>;
 
+/* Direct delivery of a subscription's events (StreamSubscription::
+ * setDelivery). Returns false to stop delivering, as setInterrupted (true)
+ * does. */
+using DeliverFunction = std::function<bool (RelayEvent &)>;
+
 /* Called when a subscriber asks for a keyframe on a track. Runs on the
  * subscriber's thread with no transport lock held; must not block for long. */
 using KeyframeRequestHandler = std::function<void (guint track)>;
@@ -162,7 +167,17 @@ public:
   virtual std::vector<TrackDescription> initialTracks () const = 0;
   /* Blocks until the next event; returns false without one when interrupted. */
   virtual bool pop (RelayEvent &event) = 0;
-  /* While set, pop() returns false at once (pause / stop of the element). */
+  /* Direct delivery, set once before PLAYING instead of popping: @deliver
+   * gets each event, in publish order and one at a time, on the thread that
+   * hands the transport a packet (the publisher's in the hub, the I/O
+   * thread with SRT). It must not block. Events with no packet after them
+   * (tracks, ends) are left to deliverWaiting (). */
+  virtual void setDelivery (DeliverFunction deliver) = 0;
+  /* With direct delivery: blocks until events wait that no packet carried,
+   * delivers them; false when interrupted. */
+  virtual bool deliverWaiting () = 0;
+  /* While set, pop() and deliverWaiting () return false at once and nothing
+   * is delivered (pause / stop of the element). */
   virtual void setInterrupted (bool interrupted) = 0;
   /* The clock and base time of the subscriber's pipeline: buffers are
    * stamped with its running time when they are handed to the transport.

@@ -100,10 +100,11 @@ private:
 /* An xdnrelaysrc in PAUSED with a harness on each of its pads. */
 class Subscriber {
 public:
-  explicit Subscriber (const std::string &stream, guint max_queue = 1024)
+  explicit Subscriber (const std::string &stream, guint max_queue = 1024, bool direct = false)
   {
     src_ = gst_element_factory_make ("xdnrelaysrc", nullptr);
-    g_object_set (src_, "stream", stream.c_str (), "max-queue", max_queue, nullptr);
+    g_object_set (src_, "stream", stream.c_str (), "max-queue", max_queue, "direct", direct,
+        nullptr);
     clock_ = gst_test_clock_new ();
     gst_element_set_clock (src_, clock_);
   }
@@ -615,9 +616,11 @@ TEST (RelayHub, NewCapsReachSubscribers)
   gst_event_unref (e);
 }
 
-TEST (RelayHub, SubscribersComeAndGoWhilePublishing)
+/* Subscribers join and leave (from PLAYING or PAUSED) while a thread
+ * publishes: none hangs, and the stream is left with none. */
+void
+subscribersComeAndGo (const std::string &stream, bool direct)
 {
-  const std::string stream = uniqueStream ();
   Publisher pub (stream);
   pub.addTrack (0, kH264Caps);
   pub.addTrack (1, kOpusCaps);
@@ -634,7 +637,7 @@ TEST (RelayHub, SubscribersComeAndGoWhilePublishing)
     }
   });
   for (int i = 0; i < 30; i++) {
-    Subscriber sub (stream, 16);
+    Subscriber sub (stream, 16, direct);
     ASSERT_EQ (sub.pause (), GST_STATE_CHANGE_NO_PREROLL);
     GstHarness *h = sub.attach ("audio_1");
     ASSERT_NE (h, nullptr);
@@ -652,6 +655,18 @@ TEST (RelayHub, SubscribersComeAndGoWhilePublishing)
   auto stats = xdn::relay::Hub::instance ().streamStats (stream);
   ASSERT_TRUE (stats.has_value ());
   EXPECT_EQ (stats->subscribers, 0u);
+}
+
+TEST (RelayHub, SubscribersComeAndGoWhilePublishing)
+{
+  subscribersComeAndGo (uniqueStream (), false);
+}
+
+/* With direct delivery the publisher's thread is inside the leaving
+ * subscriber's pads: leaving waits for it to be out. */
+TEST (RelayHub, DirectSubscribersComeAndGoWhilePublishing)
+{
+  subscribersComeAndGo (uniqueStream (), true);
 }
 
 /* The node's serving pipeline links each pad in pad-added to an xdnrelaysink:
@@ -692,4 +707,109 @@ TEST (RelayHub, PeerLinkedInPadAddedGetsCapsBeforeAnyBuffer)
       << "audio caps described with no packet published";
   gst_caps_unref (h264);
   gst_caps_unref (opus);
+}
+
+/* direct=true: a packet comes out on the publisher's own thread, before its
+ * push returns. A track added later, which no packet carries, still gets
+ * its pad (from the element's thread), and the publisher leaving still
+ * ends every pad. */
+TEST (RelayHub, DirectSubscriberGetsPacketsOnThePublishersThread)
+{
+  const std::string stream = uniqueStream ();
+  Publisher pub (stream);
+  pub.addTrack (0, kH264Caps);
+  Subscriber sub (stream, 1024, true);
+  ASSERT_EQ (sub.pause (), GST_STATE_CHANGE_NO_PREROLL);
+  GstHarness *video = sub.attach ("video_0");
+  sub.play ();
+
+  std::thread::id pushedOn;
+  GstPad *pad = gst_element_get_static_pad (sub.element (), "video_0");
+  gulong probe = gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER,
+      [] (GstPad *, GstPadProbeInfo *, gpointer data) {
+        *static_cast<std::thread::id *> (data) = std::this_thread::get_id ();
+        return GST_PAD_PROBE_OK;
+      }, &pushedOn, nullptr);
+  pub.push (0, rtpPacket (7, h264Sps ()));
+  GstBuffer *b = gst_harness_try_pull (video);
+  ASSERT_NE (b, nullptr) << "not delivered before the publisher's push returned";
+  EXPECT_EQ (rtpSeq (b), 7);
+  gst_buffer_unref (b);
+  EXPECT_EQ (pushedOn, std::this_thread::get_id ());
+  gst_pad_remove_probe (pad, probe);
+  gst_object_unref (pad);
+
+  pub.addTrack (1, kOpusCaps);
+  ASSERT_TRUE (waitUntil ([&] {
+    GstPad *p = gst_element_get_static_pad (sub.element (), "audio_1");
+    if (p)
+      gst_object_unref (p);
+    return p != nullptr;
+  }, 2000)) << "no pad for the track added later";
+  GstHarness *audio = sub.attach ("audio_1");
+  pub.push (1, rtpPacket (3, {0xfc, 0x01}));
+  b = gst_harness_try_pull (audio);
+  ASSERT_NE (b, nullptr);
+  EXPECT_EQ (rtpSeq (b), 3);
+  gst_buffer_unref (b);
+
+  pub.stop ();
+  for (GstHarness *h : {video, audio}) {
+    GstEvent *eos = pullEventWithin (h, GST_EVENT_EOS);
+    EXPECT_NE (eos, nullptr);
+    if (eos)
+      gst_event_unref (eos);
+  }
+}
+
+/* Two publisher threads (one per track) with direct delivery: every packet
+ * arrives, in order on each track, and never two at once downstream. */
+TEST (RelayHub, DirectDeliveryIsOneAtATimeAndInOrder)
+{
+  constexpr guint16 kPackets = 400;
+  const std::string stream = uniqueStream ();
+  Publisher pub (stream);
+  pub.addTrack (0, kOpusCaps);
+  pub.addTrack (1, kOpusCaps);
+  Subscriber sub (stream, 2 * kPackets, true);
+  ASSERT_EQ (sub.pause (), GST_STATE_CHANGE_NO_PREROLL);
+  GstHarness *first = sub.attach ("audio_0");
+  GstHarness *second = sub.attach ("audio_1");
+  sub.play ();
+
+  struct Overlap {
+    std::atomic<int> inside {0};
+    std::atomic<bool> seen {false};
+  } overlap;
+  auto onBuffer = [] (GstPad *, GstPadProbeInfo *, gpointer data) {
+    auto *o = static_cast<Overlap *> (data);
+    if (o->inside.fetch_add (1) != 0)
+      o->seen = true;
+    g_usleep (20);  /* widens the window another delivery would overlap in */
+    o->inside.fetch_sub (1);
+    return GST_PAD_PROBE_OK;
+  };
+  for (const char *name : {"audio_0", "audio_1"}) {
+    GstPad *pad = gst_element_get_static_pad (sub.element (), name);
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, onBuffer, &overlap, nullptr);
+    gst_object_unref (pad);
+  }
+  auto publish = [&] (guint track) {
+    for (guint16 seq = 0; seq < kPackets; seq++)
+      pub.push (track, rtpPacket (seq, {0xfc, 0x01}));
+  };
+  std::thread a (publish, 0), b (publish, 1);
+  a.join ();
+  b.join ();
+
+  for (GstHarness *h : {first, second}) {
+    for (guint16 seq = 0; seq < kPackets; seq++) {
+      GstBuffer *buf = gst_harness_try_pull (h);
+      ASSERT_NE (buf, nullptr) << "packet " << seq << " missing";
+      EXPECT_EQ (rtpSeq (buf), seq);
+      gst_buffer_unref (buf);
+    }
+  }
+  EXPECT_FALSE (overlap.seen);
+  EXPECT_EQ (sub.dropped (), 0u);
 }
