@@ -277,6 +277,17 @@ PeerSession::maybeSendAnswer ()
     g_source_remove (gatherTimer_);
     gatherTimer_ = 0;
   }
+  /* Without a candidate the peer has nowhere to connect: with a port range,
+   * another session or process holds every port of it. */
+  if (sdp.find ("a=candidate:") == std::string::npos) {
+    const IceSettings &ice = settings_.ice;
+    if (ice.maxPort)
+      fail (SOUP_STATUS_SERVICE_UNAVAILABLE, "no free WebRTC port in " +
+          std::to_string (ice.minPort) + "-" + std::to_string (ice.maxPort));
+    else
+      fail (SOUP_STATUS_SERVICE_UNAVAILABLE, "no ICE candidate could be gathered");
+    return;
+  }
   answerSent_ = true;
   answeredAt_ = g_get_monotonic_time ();
   log (1, "session.answered");

@@ -1,8 +1,9 @@
 """Whole-node tests of the WebRTC port range (--webrtc-ports MIN-MAX): the
 candidates of a WHEP answer (the stream's fan-out) and of a WHIP answer
 (the node's webrtcbin) carry ports of the range; when another process holds
-the only port of the range, a WHEP viewer gets 503 with the reason, the node
-keeps serving, and the port is used once it is free again."""
+the only port of the range, a WHEP viewer and a WHIP publisher get 503 with
+the reason, the node keeps serving, and the port is used once it is free
+again."""
 import os
 import random
 import socket
@@ -116,6 +117,12 @@ class WebRtcPorts(unittest.TestCase):
                 self.assertEqual(status, 503, body)
                 self.assertIn(f"no free WebRTC port in {port}-{port}".encode(), body)
                 self.assertIn("event=whep.fanout.failed", node.logs())
+                # The node's webrtcbin (a WHIP publisher) gathers no
+                # candidate there: refused the same way, not answered.
+                status, _, body = http("POST", node.whip_url("live/whip-ports"), WHIP_OFFER.encode(), SDP)
+                self.assertEqual(status, 503, body)
+                self.assertIn(f"no free WebRTC port in {port}-{port}".encode(), body)
+                self.assertIsNone(node.stream("live/whip-ports"))
                 # The node keeps serving: the stream is live, the API answers.
                 self.assertEqual(node.api("/streams")[0], 200)
                 self.assertIsNotNone(node.stream(name))
