@@ -283,28 +283,15 @@ public:
     return !serverUfrag_.empty () && !serverPwd_.empty () && serverFingerprint_ && server_.valid ();
   }
 
-  int payloadType (const std::string &kind) const
-  {
-    auto it = payloadTypes_.find (kind);
-    return it == payloadTypes_.end () ? -1 : it->second;
-  }
-  uint32_t ssrc (const std::string &kind) const
-  {
-    auto it = ssrcs_.find (kind);
-    return it == ssrcs_.end () ? 0 : it->second;
-  }
+  int payloadType (const std::string &kind) const { return valueOr (payloadTypes_, kind, -1); }
+  uint32_t ssrc (const std::string &kind) const { return valueOr (ssrcs_, kind, 0u); }
   /* The answer's RTX payload type and SSRC for @kind (RFC 4588); -1 / 0:
    * none. */
   int rtxPayloadType (const std::string &kind) const
   {
-    auto it = rtxPayloadTypes_.find (kind);
-    return it == rtxPayloadTypes_.end () ? -1 : it->second;
+    return valueOr (rtxPayloadTypes_, kind, -1);
   }
-  uint32_t rtxSsrc (const std::string &kind) const
-  {
-    auto it = rtxSsrcs_.find (kind);
-    return it == rtxSsrcs_.end () ? 0 : it->second;
-  }
+  uint32_t rtxSsrc (const std::string &kind) const { return valueOr (rtxSsrcs_, kind, 0u); }
   const std::string &serverUfrag () const { return serverUfrag_; }
   /* The answer's extmap id of the transport-wide sequence number; 0: none. */
   int transportCcExtId () const { return transportCcExtId_; }
@@ -553,6 +540,14 @@ private:
   std::string ufrag_, pwd_;
   std::string serverUfrag_, serverPwd_;
   std::optional<DtlsFingerprint> serverFingerprint_;
+  /* @map's value for @kind, @none when the answer had none. */
+  template <typename T>
+  static T valueOr (const std::map<std::string, T> &map, const std::string &kind, T none)
+  {
+    auto it = map.find (kind);
+    return it == map.end () ? none : it->second;
+  }
+
   std::map<std::string, int> payloadTypes_;
   std::map<std::string, uint32_t> ssrcs_;
   std::map<std::string, int> rtxPayloadTypes_;
