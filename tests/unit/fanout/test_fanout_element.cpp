@@ -294,12 +294,20 @@ TEST (WebRtcFanout, SilentViewerIsRemovedWithSignalMessageAndFreedState)
 
   const std::string reason = removedReasonFrom (h.bus, id, 3 * GST_SECOND);
   EXPECT_NE (reason.find ("timeout"), std::string::npos) << reason;
+  /* The element posts the message, then emits the signal (same thread). */
+  gint64 end = g_get_monotonic_time () + G_USEC_PER_SEC;
+  auto signalled = [&sig] {
+    std::lock_guard<std::mutex> l (sig.lock);
+    return !sig.id.empty ();
+  };
+  while (!signalled () && g_get_monotonic_time () < end)
+    g_usleep (1000);
   {
     std::lock_guard<std::mutex> l (sig.lock);
     EXPECT_EQ (sig.id, id);
     EXPECT_EQ (sig.reason, reason);
   }
-  const gint64 end = g_get_monotonic_time () + G_USEC_PER_SEC;
+  end = g_get_monotonic_time () + G_USEC_PER_SEC;
   while (h.stat ("viewer-states") > 0 && g_get_monotonic_time () < end)
     g_usleep (5000);
   EXPECT_EQ (h.stat ("viewer-states"), 0u);
