@@ -1,5 +1,6 @@
 #include "xdn-fanout-srtp.h"
 
+#include "xdn-fanout-aes-ctr.h"
 #include "xdn-fanout-bytes.h"
 
 #include <openssl/crypto.h>
@@ -194,10 +195,23 @@ srtpDeriveKey (const uint8_t *masterKey, size_t masterKeyLength, const uint8_t *
 /* The session keys of one of RTP and RTCP. */
 struct SrtpContext::SessionKeys {
   CipherCtx cipher;          /* AES-128-CTR or AES-128-GCM, keyed once */
+  Aes128Ctr ctr;             /* AES-CM profiles, where the CPU has AES-NI */
   HmacSha1 auth;             /* AES-CM profiles only */
   uint8_t salt[14] = {};     /* 14 bytes, 12 used for GCM */
 
   ~SessionKeys () { OPENSSL_cleanse (salt, sizeof (salt)); }
+
+  /* AES-CM (in place) of @length bytes at @data from counter block @iv. */
+  bool aesCm (const uint8_t iv[16], uint8_t *data, size_t length)
+  {
+    if (ctr.ready ()) {
+      ctr.apply (iv, data, length);
+      return true;
+    }
+    int n = 0;
+    return EVP_CipherInit_ex (cipher.get (), nullptr, nullptr, nullptr, iv, 1) == 1 &&
+        EVP_CipherUpdate (cipher.get (), data, &n, data, static_cast<int> (length)) == 1;
+  }
 };
 
 void
@@ -248,6 +262,8 @@ SrtpContext::init (SrtpProfile profile, const uint8_t *masterKey, const uint8_t 
           params->masterSaltLength, authLabel, authKey, sizeof (authKey));
       if (ok)
         keys->auth.setKey (authKey, sizeof (authKey));
+      if (ok)
+        keys->ctr.setKey (key);
     }
     keys->cipher.reset (EVP_CIPHER_CTX_new ());
     ok = ok && keys->cipher &&
@@ -376,8 +392,7 @@ SrtpContext::protectRtp (uint8_t *p, size_t size, size_t capacity, size_t &outSi
   } else {
     uint8_t iv[16];
     srtpAesCmIv (rtp_->salt, ssrc, index, iv);
-    if (EVP_CipherInit_ex (c, nullptr, nullptr, nullptr, iv, 1) != 1 ||
-        EVP_CipherUpdate (c, p + hl, &n, p + hl, static_cast<int> (size - hl)) != 1)
+    if (!rtp_->aesCm (iv, p + hl, size - hl))
       return SrtpStatus::CryptoError;
     /* RFC 3711 4.2: tag = HMAC (packet || ROC), truncated */
     HmacSha1::Job job = rtpAuthJob (p, size, roc, p + size, tag);
@@ -447,8 +462,7 @@ SrtpContext::unprotectRtp (uint8_t *p, size_t size, size_t &outSize)
       return SrtpStatus::AuthFail;
     uint8_t iv[16];
     srtpAesCmIv (rtp_->salt, ssrc, index, iv);
-    if (EVP_CipherInit_ex (c, nullptr, nullptr, nullptr, iv, 1) != 1 ||
-        EVP_CipherUpdate (c, p + hl, &n, p + hl, static_cast<int> (plain - hl)) != 1)
+    if (!rtp_->aesCm (iv, p + hl, plain - hl))
       return SrtpStatus::CryptoError;
   }
 
@@ -508,9 +522,7 @@ SrtpContext::protectRtcp (uint8_t *p, size_t size, size_t capacity, size_t &outS
   } else {
     uint8_t iv[16];
     srtpAesCmIv (rtcp_->salt, ssrc, index, iv);
-    if (EVP_CipherInit_ex (c, nullptr, nullptr, nullptr, iv, 1) != 1 ||
-        EVP_CipherUpdate (c, p + kRtcpHeader, &n, p + kRtcpHeader,
-            static_cast<int> (size - kRtcpHeader)) != 1)
+    if (!rtcp_->aesCm (iv, p + kRtcpHeader, size - kRtcpHeader))
       return SrtpStatus::CryptoError;
     memcpy (p + size, trailer, sizeof (trailer));
     uint8_t mac[HmacSha1::kDigestSize];
@@ -578,9 +590,7 @@ SrtpContext::unprotectRtcp (uint8_t *p, size_t size, size_t &outSize)
     if (encrypted) {
       uint8_t iv[16];
       srtpAesCmIv (rtcp_->salt, ssrc, index, iv);
-      if (EVP_CipherInit_ex (c, nullptr, nullptr, nullptr, iv, 1) != 1 ||
-          EVP_CipherUpdate (c, p + kRtcpHeader, &n, p + kRtcpHeader,
-              static_cast<int> (plain - kRtcpHeader)) != 1)
+      if (!rtcp_->aesCm (iv, p + kRtcpHeader, plain - kRtcpHeader))
         return SrtpStatus::CryptoError;
     }
   }

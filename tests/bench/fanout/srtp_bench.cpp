@@ -1,20 +1,25 @@
 /* Fan-out building blocks, measured side by side in one run:
- *  1. SRTP protect of one RTP packet (default 1200 bytes): the OpenSSL
- *     transform (xdn-fanout-srtp) against libsrtp2's srtp_protect, for each
- *     profile; the copy of the packet into the work buffer, which both pay,
- *     is measured alone too.
- *  2. The SRTP authentication tag of one packet under many viewers' keys
+ *  1. SRTP protect of one RTP packet (default 1200 bytes): ours
+ *     (xdn-fanout-srtp: AES-CM on the CPU's AES instructions where it has
+ *     them, GCM and HMAC-SHA1 on OpenSSL) against libsrtp2's srtp_protect,
+ *     for each profile; the copy of the packet into the work buffer, which
+ *     both pay, is measured alone too.
+ *  2. AES-128-CTR of one packet, its counter block set first, under many
+ *     keys in turn (one per viewer): OpenSSL's EVP against Aes128Ctr on
+ *     AES-NI and on VAES.
+ *  3. The SRTP authentication tag of one packet under many viewers' keys
  *     (HMAC-SHA1 of the packet and the 4-byte rollover counter): one
  *     HmacSha1 at a time against HmacSha1::many (), which hashes eight
  *     messages at once in vector registers where the CPU has AVX2.
- *  3. Sending datagrams to loopback UDP sockets standing for viewers: one
+ *  4. Sending datagrams to loopback UDP sockets standing for viewers: one
  *     sendto per datagram, sendmmsg batches, and UDP GSO for bursts of
  *     same-size datagrams to one viewer (a video frame's packets).
  *
  * Usage: srtp_bench [--packets N] [--size BYTES] [--udp-packets N]
  *                   [--viewers N] [--burst N] [--batch N] [--rounds N]
- *                   [--only srtp|hmac|udp]
+ *                   [--only srtp|aes|hmac|udp]
  * Times are the best of --rounds runs (the machine is shared). */
+#include "xdn-fanout-aes-ctr.h"
 #include "xdn-fanout-hmac.h"
 #include "xdn-fanout-srtp.h"
 #include "xdn-fanout-udp.h"
@@ -24,6 +29,7 @@
 #endif
 
 #include <arpa/inet.h>
+#include <openssl/evp.h>
 #include <netinet/udp.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -170,7 +176,8 @@ benchSrtp (const Options &o)
         failures += ctx.protectRtp (buf.data (), tmpl.size (), buf.size (), out) != SrtpStatus::Ok;
       }
     });
-    std::string label = std::string ("OpenSSL EVP ") + profileLabel (profile);
+    std::string label = std::string ("ours ") + profileLabel (profile) + " (" +
+        (params->aead ? "OpenSSL" : Aes128Ctr::kernelName (Aes128Ctr::best ())) + ")";
     printRow (label.c_str (), ours, o.size);
 
 #if defined(XDN_HAVE_LIBSRTP2)
@@ -206,11 +213,71 @@ benchSrtp (const Options &o)
     label = std::string ("libsrtp2 srtp_protect ") + profileLabel (profile);
     printRow (label.c_str (), ref, o.size);
     printf ("| %-44s | %8.2f | %8.2f | %10s | %8s |\n",
-        (std::string ("  libsrtp2 / OpenSSL ") + profileLabel (profile)).c_str (),
+        (std::string ("  libsrtp2 / ours ") + profileLabel (profile)).c_str (),
         ref.wallNsPer / ours.wallNsPer, ref.cpuNsPer / ours.cpuNsPer, "", "");
 #endif
     if (failures)
       printf ("(%zu protect calls failed: these figures are not valid)\n", failures);
+  }
+}
+
+/* ---- AES-128-CTR of one packet under many keys ---- */
+
+void
+benchAesCtr (const Options &o)
+{
+  constexpr size_t kKeys = 256;
+  printf ("\n## AES-128-CTR of %zu bytes (an SRTP payload), the counter block set for each, "
+          "under %zu keys in turn, best of %d\n\n",
+      o.size, kKeys, o.rounds);
+  printf ("| %-44s | %8s | %8s | %10s | %8s |\n", "cipher", "wall ns", "cpu ns", "packets/s",
+      "Mbit/s");
+  printf ("|%s|%s|%s|%s|%s|\n", std::string (46, '-').c_str (), std::string (10, '-').c_str (),
+      std::string (10, '-').c_str (), std::string (12, '-').c_str (), std::string (10, '-').c_str ());
+
+  std::vector<uint8_t> buf (o.size);
+  for (size_t i = 0; i < buf.size (); i++)
+    buf[i] = static_cast<uint8_t> (i * 31);
+  uint8_t key[16], iv[16] = {0xF0, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0xFB};
+  auto keyFor = [&] (size_t k) {
+    for (size_t i = 0; i < sizeof (key); i++)
+      key[i] = static_cast<uint8_t> (k * 13 + i);
+    return key;
+  };
+
+  std::vector<EVP_CIPHER_CTX *> evp (kKeys);
+  for (size_t k = 0; k < kKeys; k++) {
+    evp[k] = EVP_CIPHER_CTX_new ();
+    EVP_EncryptInit_ex (evp[k], EVP_aes_128_ctr (), nullptr, keyFor (k), nullptr);
+  }
+  Timing openssl = measure (o.rounds, o.packets, [&] {
+    for (size_t i = 0; i < o.packets; i++) {
+      iv[13] = static_cast<uint8_t> (i);
+      int n = 0;
+      EVP_EncryptInit_ex (evp[i % kKeys], nullptr, nullptr, nullptr, iv);
+      EVP_EncryptUpdate (evp[i % kKeys], buf.data (), &n, buf.data (), static_cast<int> (buf.size ()));
+    }
+  });
+  for (EVP_CIPHER_CTX *c : evp)
+    EVP_CIPHER_CTX_free (c);
+  printRow ("OpenSSL EVP aes-128-ctr", openssl, o.size);
+
+  for (Aes128Ctr::Kernel kernel : {Aes128Ctr::Kernel::AesNi, Aes128Ctr::Kernel::Vaes}) {
+    if (!Aes128Ctr::supported (kernel))
+      continue;
+    std::vector<Aes128Ctr> ctr (kKeys);
+    for (size_t k = 0; k < kKeys; k++)
+      ctr[k].setKey (keyFor (k), kernel);
+    Timing ours = measure (o.rounds, o.packets, [&] {
+      for (size_t i = 0; i < o.packets; i++) {
+        iv[13] = static_cast<uint8_t> (i);
+        ctr[i % kKeys].apply (iv, buf.data (), buf.size ());
+      }
+    });
+    std::string label = std::string ("Aes128Ctr ") + Aes128Ctr::kernelName (kernel);
+    printRow (label.c_str (), ours, o.size);
+    printf ("| %-44s | %8.2f | %8.2f | %10s | %8s |\n", ("  OpenSSL / " + label).c_str (),
+        openssl.wallNsPer / ours.wallNsPer, openssl.cpuNsPer / ours.cpuNsPer, "", "");
   }
 }
 
@@ -455,7 +522,7 @@ parseArgs (int argc, char **argv, Options &o)
     if (!ok) {
       fprintf (stderr,
           "usage: %s [--packets N] [--size BYTES] [--udp-packets N] [--viewers N] [--burst N] "
-          "[--batch N] [--rounds N] [--only srtp|hmac|udp]\n",
+          "[--batch N] [--rounds N] [--only srtp|aes|hmac|udp]\n",
           argv[0]);
       return false;
     }
@@ -477,6 +544,8 @@ main (int argc, char **argv)
     return 2;
   if (o.only.empty () || o.only == "srtp")
     benchSrtp (o);
+  if (o.only.empty () || o.only == "aes")
+    benchAesCtr (o);
   if (o.only.empty () || o.only == "hmac")
     benchHmacMany (o);
   if (o.only.empty () || o.only == "udp")
