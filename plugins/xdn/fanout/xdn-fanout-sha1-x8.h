@@ -1,22 +1,41 @@
 /* SHA-1 of eight messages at once, one per 32-bit lane of AVX2 registers:
  * the kernel behind HmacSha1::many (). Internal to the fan-out library
- * (the unit tests use the two queries below). */
+ * (the unit tests use the queries below). */
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 
 namespace xdn::fanout::sha1x8 {
 
 static constexpr size_t kLanes = 8;
 
-/* Whether the CPU (and the OS) can run the kernel; asked once. Always false
+/* The builds of the kernel, both on eight lanes of 256-bit registers.
+ * Avx512 has the same results with fewer instructions per round: one
+ * rotate instead of two shifts and an or, one three-input logic
+ * instruction for each round function. */
+enum class Kernel { Avx2, Avx512 };
+
+/* Whether the CPU (and the OS) can run @kernel; asked once. Always false
  * off x86-64. */
+bool supported (Kernel kernel);
+
+/* Whether any kernel can run: supported (Kernel::Avx2). */
 bool available ();
 
-/* How many groups of lanes the kernel has hashed on the calling thread:
- * lets a test see that the vector path was taken. */
-uint64_t groupsHashed ();
+/* The kernel hmac () uses on the calling thread: the fastest supported
+ * one, unless a test chose another. */
+Kernel kernel ();
+
+/* For tests: makes hmac () on the calling thread use @kernel (nullopt: the
+ * default again). Returns false, and changes nothing, if @kernel is not
+ * supported. */
+bool setKernelForTesting (std::optional<Kernel> kernel);
+
+/* How many groups of lanes @kernel has hashed on the calling thread: lets
+ * a test see which path was taken. */
+uint64_t groupsHashed (Kernel kernel);
 
 /* HMAC-SHA1 in eight lanes. Lane l starts from inner[.][l] (the state after
  * key ^ ipad), hashes @messageBlocks 64-byte blocks read from messages[l]

@@ -10,7 +10,8 @@
  *  3. The SRTP authentication tag of one packet under many viewers' keys
  *     (HMAC-SHA1 of the packet and the 4-byte rollover counter): one
  *     HmacSha1 at a time against HmacSha1::many (), which hashes eight
- *     messages at once in vector registers where the CPU has AVX2.
+ *     messages at once in vector registers where the CPU has AVX2 (with
+ *     fewer instructions where it has AVX-512).
  *  4. Sending datagrams to loopback UDP sockets standing for viewers: one
  *     sendto per datagram, sendmmsg batches, and UDP GSO for bursts of
  *     same-size datagrams to one viewer (a video frame's packets).

@@ -8,7 +8,10 @@
 #include <openssl/hmac.h>
 
 #include <memory>
+#include <optional>
+#include <ostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace xdn::fanout;
@@ -134,12 +137,45 @@ rfc2202 ()
   };
 }
 
+/* Where HmacSha1::many () runs the checks below: as the CPU chooses (on a
+ * CPU without AVX2, the scalar path only), and on each build of the vector
+ * kernel the CPU can run. */
+struct Variant {
+  const char *name;
+  std::optional<sha1x8::Kernel> kernel;
+};
+
+/* for gtest's messages */
+void
+PrintTo (const Variant &variant, std::ostream *os)
+{
+  *os << variant.name;
+}
+
+class HmacSha1Many : public ::testing::TestWithParam<Variant> {
+protected:
+  void SetUp () override
+  {
+    const std::optional<sha1x8::Kernel> kernel = GetParam ().kernel;
+    if (kernel && !sha1x8::supported (*kernel))
+      GTEST_SKIP () << "the CPU cannot run the " << GetParam ().name << " kernel";
+    ASSERT_TRUE (sha1x8::setKernelForTesting (kernel));
+  }
+
+  void TearDown () override { sha1x8::setKernelForTesting (std::nullopt); }
+};
+
 }  // namespace
+
+INSTANTIATE_TEST_SUITE_P (Kernels, HmacSha1Many,
+    ::testing::Values (Variant {"Default", std::nullopt}, Variant {"Avx2", sha1x8::Kernel::Avx2},
+        Variant {"Avx512", sha1x8::Kernel::Avx512}),
+    [] (const ::testing::TestParamInfo<Variant> &info) { return std::string (info.param.name); });
 
 /* The seven cases at once (lengths differ: the scalar path), then each
  * eight times (one vector group), the last byte of the data given as the
  * suffix for good measure. */
-TEST (HmacSha1Many, MatchesRfc2202)
+TEST_P (HmacSha1Many, MatchesRfc2202)
 {
   const auto cases = rfc2202 ();
   std::vector<std::unique_ptr<HmacSha1>> keys;
@@ -176,7 +212,7 @@ TEST (HmacSha1Many, MatchesRfc2202)
  * remainders hashed in idle-padded groups or one by one), each job under
  * its own key (some longer than a block), the same message for all as in
  * the fan-out. */
-TEST (HmacSha1Many, MatchesOpensslForEveryLengthAndBatchSize)
+TEST_P (HmacSha1Many, MatchesOpensslForEveryLengthAndBatchSize)
 {
   fanouttest::Rng rng (2202);
   Bytes message (1500);
@@ -200,7 +236,7 @@ TEST (HmacSha1Many, MatchesOpensslForEveryLengthAndBatchSize)
 /* Lengths mixed in one call, each job its own message: jobs of one total
  * length (message + suffix) go in one group even where the message
  * lengths differ and straddle a block boundary (60 + 4 and 64 + 0). */
-TEST (HmacSha1Many, MatchesOpensslWithMixedLengths)
+TEST_P (HmacSha1Many, MatchesOpensslWithMixedLengths)
 {
   fanouttest::Rng rng (3711);
   std::vector<Bytes> messages;
@@ -226,18 +262,17 @@ TEST (HmacSha1Many, MatchesOpensslWithMixedLengths)
   }
 }
 
-/* On a CPU with AVX2, groups of eight go through the vector kernel (the
- * results are checked above; here, that the kernel ran at all). */
-TEST (HmacSha1Many, TakesTheVectorPathWhereAvailable)
+/* Same-length groups of eight go through the vector kernel, the one the
+ * test chose or else the default (the results are checked above; here,
+ * which kernel ran). */
+TEST_P (HmacSha1Many, TakesTheChosenKernel)
 {
-#if defined(__x86_64__)
-  const bool avx2 = __builtin_cpu_supports ("avx2");
-#else
-  const bool avx2 = false;
-#endif
-  EXPECT_EQ (sha1x8::available (), avx2);
-  if (!avx2)
+  if (!sha1x8::available ())
     GTEST_SKIP () << "no AVX2: the scalar path only";
+  const sha1x8::Kernel chosen = GetParam ().kernel.value_or (sha1x8::kernel ());
+  const sha1x8::Kernel other =
+      chosen == sha1x8::Kernel::Avx2 ? sha1x8::Kernel::Avx512 : sha1x8::Kernel::Avx2;
+  EXPECT_EQ (sha1x8::kernel (), chosen);
 
   fanouttest::Rng rng (80);
   Bytes message (1200);
@@ -246,8 +281,59 @@ TEST (HmacSha1Many, TakesTheVectorPathWhereAvailable)
   for (size_t k = 0; k < 16; k++)
     specs.push_back ({16, message.data (), message.size (), 4, 10});
   Batch batch (specs, rng);
-  const uint64_t before = sha1x8::groupsHashed ();
+  const uint64_t before = sha1x8::groupsHashed (chosen);
+  const uint64_t otherBefore = sha1x8::groupsHashed (other);
   batch.run ();
-  EXPECT_EQ (sha1x8::groupsHashed () - before, 2u);
+  EXPECT_EQ (sha1x8::groupsHashed (chosen) - before, 2u);
+  EXPECT_EQ (sha1x8::groupsHashed (other), otherBefore);
+  EXPECT_EQ (toHex (batch.tags ()), toHex (batch.expected ()));
+}
+
+TEST (HmacSha1Kernel, SupportedWhereTheCpuHasTheInstructions)
+{
+#if defined(__x86_64__)
+  const bool avx2 = __builtin_cpu_supports ("avx2");
+  const bool avx512 =
+      avx2 && __builtin_cpu_supports ("avx512f") && __builtin_cpu_supports ("avx512vl");
+#else
+  const bool avx2 = false, avx512 = false;
+#endif
+  EXPECT_EQ (sha1x8::available (), avx2);
+  EXPECT_EQ (sha1x8::supported (sha1x8::Kernel::Avx2), avx2);
+  EXPECT_EQ (sha1x8::supported (sha1x8::Kernel::Avx512), avx512);
+  /* a kernel the CPU cannot run is refused */
+  EXPECT_EQ (sha1x8::setKernelForTesting (sha1x8::Kernel::Avx512), avx512);
+  EXPECT_TRUE (sha1x8::setKernelForTesting (std::nullopt));
+}
+
+/* Without a test's choice (a fresh thread: the choice is per thread), the
+ * AVX-512 kernel hashes the groups wherever the CPU has it. */
+TEST (HmacSha1Kernel, TakesAvx512ByDefaultWhereSupported)
+{
+  if (!sha1x8::available ())
+    GTEST_SKIP () << "no AVX2: the scalar path only";
+  const sha1x8::Kernel expected = sha1x8::supported (sha1x8::Kernel::Avx512)
+      ? sha1x8::Kernel::Avx512
+      : sha1x8::Kernel::Avx2;
+
+  fanouttest::Rng rng (81);
+  Bytes message (160);
+  rng.fill (message.data (), message.size ());
+  std::vector<Batch::Spec> specs;
+  for (size_t k = 0; k < 8; k++)
+    specs.push_back ({16, message.data (), message.size (), 4, 10});
+  Batch batch (specs, rng);
+  sha1x8::Kernel kernel = sha1x8::Kernel::Avx2;
+  uint64_t avx2Groups = 0, avx512Groups = 0;
+  std::thread thread ([&] {
+    kernel = sha1x8::kernel ();
+    batch.run ();
+    avx2Groups = sha1x8::groupsHashed (sha1x8::Kernel::Avx2);
+    avx512Groups = sha1x8::groupsHashed (sha1x8::Kernel::Avx512);
+  });
+  thread.join ();
+  EXPECT_EQ (kernel, expected);
+  EXPECT_EQ (avx512Groups, expected == sha1x8::Kernel::Avx512 ? 1u : 0u);
+  EXPECT_EQ (avx2Groups, expected == sha1x8::Kernel::Avx2 ? 1u : 0u);
   EXPECT_EQ (toHex (batch.tags ()), toHex (batch.expected ()));
 }
