@@ -668,6 +668,8 @@ gst_xdn_webrtc_fanout_stats (GstXdnWebRtcFanout * self)
       "transport-cc-received", G_TYPE_UINT64, s.transportCcReceived,
       "transport-cc-lost", G_TYPE_UINT64, s.transportCcLost,
       "threads", G_TYPE_UINT, guint (s.threads),
+      "rounds", G_TYPE_UINT64, s.rounds,
+      "rounds-on-pushing-thread", G_TYPE_UINT64, s.roundsOnPushingThread,
       "gso", G_TYPE_BOOLEAN, s.gso, nullptr);
   if (perViewer) {
     GValue list = G_VALUE_INIT;

@@ -439,22 +439,29 @@ public:
   }
   ~Sender () { stop (); }
 
+  /* Joins the thread, and waits for a round that a pushing thread is
+   * running; no round starts after. */
   void stop ()
   {
     {
       std::lock_guard<std::mutex> l (lock_);
       stopping_ = true;
     }
-    cond_.notify_one ();
+    cond_.notify_all ();
     if (thread_.joinable ())
       thread_.join ();
+    std::unique_lock<std::mutex> l (lock_);
+    roundWaiters_++;
+    cond_.wait (l, [this] { return !roundRunning_; });
+    roundWaiters_--;
   }
 
   /* @pictureOpen: a video packet with more of its picture to come (no
-   * marker bit): the round waits for them, at most kPictureHold. */
-  void push (const PacketRef &packet, bool pictureOpen)
+   * marker bit): the round waits for them, at most kPictureHold.
+   * @mayServe: the caller may run the round itself (see FanoutCore::push). */
+  void push (const PacketRef &packet, bool pictureOpen, bool mayServe)
   {
-    bool late = false;
+    bool late = false, serveHere = false;
     {
       std::lock_guard<std::mutex> l (lock_);
       if (viewerCount_.load (std::memory_order_relaxed) == 0)
@@ -469,6 +476,17 @@ public:
       else if (pictureOpen)
         late = Clock::now () - pictureOpenSince_ >= kPictureHold;
       pictureOpen_ = pictureOpen;
+      /* With nobody serving, the round is run here: the sending thread
+       * sleeps on, and nobody pays for waking it. */
+      if ((!pictureOpen || late) && mayServe && !roundRunning_ && !stopping_) {
+        takeWork ();
+        serveHere = true;
+      }
+    }
+    if (serveHere) {
+      round ();
+      roundsOnPushingThread++;
+      return;
     }
     /* A picture's first and middle packets wake nobody: its last one does
      * (the thread would only wake to wait for it). So does one that comes
@@ -491,10 +509,13 @@ public:
   size_t viewerCount () const { return viewerCount_.load (); }
 
   std::atomic<uint64_t> packetsSent {0}, bytesSent {0}, retransmits {0}, nackMisses {0},
-      dropped {0}, senderReports {0}, srtpErrors {0};
+      dropped {0}, senderReports {0}, srtpErrors {0}, rounds {0}, roundsOnPushingThread {0};
 
 private:
   void run ();
+  bool hasWork () const;
+  void takeWork ();
+  void round ();
   void apply (SendCommand &c);
   bool serve ();
   size_t copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p, uint8_t *s,
@@ -514,7 +535,8 @@ private:
   std::thread thread_;
 
   std::mutex lock_;                    /* protects incoming_, commands_, stopping_, incomingDropped_,
-                                        * pictureOpen_, pictureOpenSince_ */
+                                        * pictureOpen_, pictureOpenSince_, roundRunning_,
+                                        * roundWaiters_, moreWork_, nextDue_ */
   std::condition_variable cond_;
   std::deque<PacketRef> incoming_;
   std::vector<SendCommand> commands_;
@@ -523,8 +545,17 @@ private:
   bool pictureOpen_ = false;           /* the newest packet is not the end of its picture */
   Clock::time_point pictureOpenSince_;
   std::atomic<size_t> viewerCount_ {0};
+  /* Somebody runs a round: the sending thread, or a pushing thread. Only
+   * one at a time; the state below is that round's. */
+  bool roundRunning_ = false;
+  int roundWaiters_ = 0;               /* threads waiting for the round to end */
+  bool moreWork_ = false;              /* the last round left some viewer packets */
+  Clock::time_point nextDue_;          /* nextReports_, as the last round left it */
 
-  /* Sending thread only. */
+  /* The round's (taken under lock_ by takeWork ()). */
+  std::vector<SendCommand> roundCommands_;
+  std::vector<PacketRef> roundIncoming_;
+  uint64_t roundLost_ = 0;
   std::deque<PacketRef> window_;
   uint64_t windowBase_ = 0;            /* index of window_[0] */
   std::vector<std::unique_ptr<ViewerSend>> viewers_;
@@ -533,7 +564,6 @@ private:
   size_t slotsUsed_ = 0;
   /* Tags of the queued packets still to compute, all at once in flush (). */
   std::vector<HmacSha1::Job> authJobs_;
-  bool moreWork_ = false;
   Clock::time_point nextReports_;
   Clock::time_point roundNow_;         /* the send time of this round's packets */
 };
@@ -541,71 +571,111 @@ private:
 void
 Sender::run ()
 {
-  std::vector<SendCommand> commands;
-  std::vector<PacketRef> incoming;
-  nextReports_ = Clock::now () + kHousekeeping;
+  std::unique_lock<std::mutex> l (lock_);
+  nextReports_ = nextDue_ = Clock::now () + kHousekeeping;
   for (bool exiting = false; !exiting;) {
-    uint64_t lost = 0;
-    {
-      std::unique_lock<std::mutex> l (lock_);
-      if (!moreWork_ && !stopping_) {
-        /* Woken by the last packet of a picture, audio, a command, or a
-         * packet of a picture held too long (see push ()). A picture that is
-         * open when this thread comes to wait is held until kPictureHold
-         * after its first packet; one that opens while it sleeps, until the
-         * next packet after that (or housekeeping). */
-        auto ready = [this] {
-          return stopping_ || !commands_.empty () || (!incoming_.empty () && !pictureOpen_);
-        };
-        while (!ready ()) {
-          Clock::time_point until = nextReports_;
-          if (pictureOpen_ && !incoming_.empty ())
-            until = std::min (until, pictureOpenSince_ + kPictureHold);
-          if (cond_.wait_until (l, until) == std::cv_status::timeout)
-            break;
-        }
-        pictureOpen_ = false;
+    /* Woken by the last packet of a picture, audio, a command, or a packet
+     * of a picture held too long (see push ()), unless the pushing thread
+     * ran the round itself. A picture that is open when this thread comes
+     * to wait is held until kPictureHold after its first packet; one that
+     * opens while it sleeps, until the next packet after that (or
+     * housekeeping). While a pushing thread runs a round, this one waits
+     * for its end. */
+    for (;;) {
+      Clock::time_point until = nextDue_;
+      if (pictureOpen_ && !incoming_.empty ())
+        until = std::min (until, pictureOpenSince_ + kPictureHold);
+      const bool ready = hasWork () || Clock::now () >= until;
+      if (ready && !roundRunning_)
+        break;
+      if (ready) {
+        roundWaiters_++;
+        cond_.wait (l);
+        roundWaiters_--;
+      } else {
+        cond_.wait_until (l, until);
       }
-      exiting = stopping_;
-      commands.swap (commands_);
-      incoming.assign (std::make_move_iterator (incoming_.begin ()),
-          std::make_move_iterator (incoming_.end ()));
-      incoming_.clear ();
-      lost = std::exchange (incomingDropped_, 0);
     }
-    for (auto &c : commands)
-      apply (c);
-    commands.clear ();
-    if (lost) {
-      /* The streaming thread outran this thread: every viewer misses those. */
-      dropped += lost * viewers_.size ();
-      for (auto &v : viewers_)
-        for (auto &t : v->tracks)
-          if (t.kind == MediaKind::Video && t.started && !t.waitKeyframe) {
-            t.waitKeyframe = true;
-            core_.requestKeyframe (t.trackId);
-          }
-    }
-    for (auto &p : incoming)
-      window_.push_back (std::move (p));
-    incoming.clear ();
-
-    const Clock::time_point now = Clock::now ();
-    roundNow_ = now;
-    moreWork_ = serve ();
-    if (now >= nextReports_) {
-      for (auto &v : viewers_)
-        if (now >= v->nextReport)
-          sendReports (*v, now, false);
-      nextReports_ = now + kHousekeeping;
-    }
-    flush ();
-    for (auto &v : viewers_)
-      publish (*v);
-    trimWindow ();
+    exiting = stopping_;
+    takeWork ();
+    l.unlock ();
+    round ();
+    l.lock ();
   }
   viewers_.clear ();
   window_.clear ();
+}
+
+/* Something for a round that cannot wait. Under lock_. */
+bool
+Sender::hasWork () const
+{
+  return stopping_ || moreWork_ || !commands_.empty () || (!incoming_.empty () && !pictureOpen_);
+}
+
+/* Makes the caller the one running the round, with what is queued (an
+ * open picture's packets so far too). Under lock_, with no round running. */
+void
+Sender::takeWork ()
+{
+  roundRunning_ = true;
+  pictureOpen_ = false;
+  roundCommands_.swap (commands_);
+  roundIncoming_.assign (std::make_move_iterator (incoming_.begin ()),
+      std::make_move_iterator (incoming_.end ()));
+  incoming_.clear ();
+  roundLost_ = std::exchange (incomingDropped_, 0);
+}
+
+/* One round, on the sending thread or on a pushing thread, after
+ * takeWork (). */
+void
+Sender::round ()
+{
+  rounds++;
+  for (auto &c : roundCommands_)
+    apply (c);
+  roundCommands_.clear ();
+  if (roundLost_) {
+    /* The streaming thread outran this thread: every viewer misses those. */
+    dropped += roundLost_ * viewers_.size ();
+    for (auto &v : viewers_)
+      for (auto &t : v->tracks)
+        if (t.kind == MediaKind::Video && t.started && !t.waitKeyframe) {
+          t.waitKeyframe = true;
+          core_.requestKeyframe (t.trackId);
+        }
+  }
+  for (auto &p : roundIncoming_)
+    window_.push_back (std::move (p));
+  roundIncoming_.clear ();
+
+  const Clock::time_point now = Clock::now ();
+  roundNow_ = now;
+  const bool more = serve ();
+  if (now >= nextReports_) {
+    for (auto &v : viewers_)
+      if (now >= v->nextReport)
+        sendReports (*v, now, false);
+    nextReports_ = now + kHousekeeping;
+  }
+  flush ();
+  for (auto &v : viewers_)
+    publish (*v);
+  trimWindow ();
+
+  bool wake;
+  {
+    std::lock_guard<std::mutex> l (lock_);
+    roundRunning_ = false;
+    moreWork_ = more;
+    nextDue_ = nextReports_;
+    /* the sending thread, when a round of a pushing thread left it work,
+     * and whoever waits for the round's end */
+    wake = roundWaiters_ > 0 || hasWork ();
+  }
+  if (wake)
+    cond_.notify_all ();
 }
 
 void
@@ -1737,8 +1807,15 @@ FanoutCore::push (PacketRef packet)
   if (packet->keyframe () && impl_->keyframesPending.load (std::memory_order_relaxed))
     impl_->keyframeArrived (packet->track ());
   const bool pictureOpen = video && !packet->marker ();
+  /* While one sending thread has viewers, this thread may serve them
+   * itself when that thread is idle. With more, each round stays on its
+   * own thread: served one after another here, they would not overlap. */
+  size_t serving = 0;
   for (auto &s : impl_->senders)
-    s->push (packet, pictureOpen);
+    serving += s->viewerCount () > 0;
+  const bool mayServe = serving == 1 && impl_->settings.pushingThreadServes;
+  for (auto &s : impl_->senders)
+    s->push (packet, pictureOpen, mayServe);
 }
 
 FanoutCore::AddResult
@@ -1888,6 +1965,8 @@ FanoutCore::stats (bool perViewer) const
     s.nackMisses += snd->nackMisses;
     s.dropped += snd->dropped;
     s.senderReports += snd->senderReports;
+    s.rounds += snd->rounds;
+    s.roundsOnPushingThread += snd->roundsOnPushingThread;
   }
   s.nacks = d.nacks;
   s.keyframeRequests = d.keyframeRequests;

@@ -27,7 +27,10 @@
  *   reports.
  *
  * Nothing here blocks the streaming thread: push () appends references
- * under one short lock per sending thread. */
+ * under one short lock per sending thread. While only one sending thread
+ * has viewers, and it is idle, push () runs that thread's round itself
+ * (pushingThreadServes): the streaming thread then sends, but waits for
+ * nobody. */
 #pragma once
 
 #include "xdn-fanout-dtls.h"
@@ -55,6 +58,12 @@ struct FanoutSettings {
    * switches) costs about what sending to ten viewers does: a few hundred
    * viewers share one thread, all served within a millisecond. */
   size_t viewersPerThread = 256;
+  /* While one sending thread has viewers and it is idle, the thread that
+   * pushes a packet runs the round itself instead of waking it: a wake-up
+   * is needed for each picture and each audio packet, and costs about
+   * what sending to ten viewers does. The pushing thread is then busy for
+   * the round (up to about 2 ms at 256 viewers). */
+  bool pushingThreadServes = true;
   /* A viewer with no authenticated STUN or SRTCP for this long is removed
    * (ICE consent, RFC 7675), as is one that never checks connectivity. */
   std::chrono::milliseconds viewerTimeout {10000};
@@ -147,6 +156,8 @@ struct FanoutStats {
   uint64_t transportCcReceived = 0;
   uint64_t transportCcLost = 0;
   uint64_t threads = 0;          /* sending threads */
+  uint64_t rounds = 0;           /* rounds of the sending threads' work, wherever they ran */
+  uint64_t roundsOnPushingThread = 0; /* of those, run by the thread that pushed (see push ()) */
   bool gso = false;
   std::vector<ViewerStats> viewerList;  /* when asked for */
 };

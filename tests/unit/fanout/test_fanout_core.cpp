@@ -642,6 +642,103 @@ TEST_F (FanoutCoreTest, AFewViewersShareTheFirstSendingThread)
     EXPECT_EQ (vs.thread, 0u) << vs.id;
 }
 
+/* With every viewer on one sending thread, the thread that pushes a
+ * picture's end sends the round itself when that thread is idle: the
+ * round is done (counted) before push () returns. */
+TEST_F (FanoutCoreTest, ThePushingThreadServesWhileOneSendingThreadHasTheViewers)
+{
+  start ();
+  auto a = connectViewer ();
+  auto b = connectViewer ();
+  ASSERT_TRUE (a && b);
+  /* The sending thread may still be applying the viewers' commands: a
+   * picture pushed then wakes it instead. One of the next ones finds it
+   * idle. */
+  pushVideo (true, 1000, true);
+  size_t pictures = 1;
+  bool servedHere = false;
+  for (; pictures < 50 && !servedHere; pictures++) {
+    std::this_thread::sleep_for (2ms);
+    const uint64_t before = core->stats (false).roundsOnPushingThread;
+    pushVideo (false, 1000, true);
+    servedHere = core->stats (false).roundsOnPushingThread == before + 1;
+  }
+  EXPECT_TRUE (servedHere);
+  for (int i = 0; i < 20; i++) {
+    pushVideo (false, 1000, true);
+    pushAudio ();
+  }
+  pictures += 20;
+  for (TestViewer *v : {a.get (), b.get ()})
+    EXPECT_TRUE (v->pumpUntil ([&] { return v->count ("video") == pictures && v->count ("audio") == 20; },
+        2s)) << "video " << v->count ("video") << " audio " << v->count ("audio");
+  const auto s = core->stats (false);
+  EXPECT_GE (s.roundsOnPushingThread, 20u);
+  EXPECT_LE (s.roundsOnPushingThread, s.rounds);
+}
+
+/* Viewers on two sending threads: each thread runs its own rounds. And
+ * with pushingThreadServes off, the sending thread runs every round. */
+TEST_F (FanoutCoreTest, EachSendingThreadServesItsOwnViewersWhenThereAreMore)
+{
+  for (bool twoThreads : {true, false}) {
+    SCOPED_TRACE (twoThreads ? "viewers on two threads" : "pushingThreadServes off");
+    FanoutSettings s;
+    s.threads = 2;
+    if (twoThreads)
+      s.viewersPerThread = 1;
+    else
+      s.pushingThreadServes = false;
+    connectedBefore_ = 0;
+    start (s);
+    auto a = connectViewer ();
+    auto b = connectViewer ();
+    ASSERT_TRUE (a && b);
+    pushVideo (true, 1000, true);
+    for (int i = 0; i < 20; i++) {
+      std::this_thread::sleep_for (1ms);
+      pushVideo (false, 1000, true);
+      pushAudio ();
+    }
+    for (TestViewer *v : {a.get (), b.get ()})
+      EXPECT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 21 && v->count ("audio") == 20; },
+          2s)) << "video " << v->count ("video") << " audio " << v->count ("audio");
+    const auto st = core->stats (false);
+    EXPECT_EQ (st.roundsOnPushingThread, 0u);
+    EXPECT_GT (st.rounds, 0u);
+    core.reset ();
+  }
+}
+
+/* stop () while a thread pushes (and serves rounds itself): no round runs
+ * after stop () returned, and later pushes send nothing. */
+TEST_F (FanoutCoreTest, StopWhileThePushingThreadServes)
+{
+  start ();
+  auto v = connectViewer ();
+  ASSERT_TRUE (v);
+  pushVideo (true, 1000, true);
+  std::atomic<bool> done {false};
+  std::atomic<int> pushed {0};
+  std::thread pusher ([&] {
+    while (!done) {
+      pushVideo (false, 1000, true);
+      pushAudio ();
+      pushed++;
+    }
+  });
+  ASSERT_TRUE (waitFor ([&] { return pushed > 200; }, 2s));
+  core->stop ("stopped");
+  const auto stopped = core->stats (false);
+  std::this_thread::sleep_for (20ms);
+  const auto later = core->stats (false);
+  done = true;
+  pusher.join ();
+  EXPECT_EQ (later.packetsSent, stopped.packetsSent);
+  EXPECT_EQ (later.rounds, stopped.rounds);
+  EXPECT_GT (stopped.roundsOnPushingThread, 0u);
+}
+
 /* A round waits for the end of a picture (the marker bit) so that each
  * viewer's packets of it go to the kernel together, but never for an end
  * that does not come: the open picture goes out with the next packet
