@@ -47,6 +47,21 @@ toHex (const std::vector<uint8_t> &v)
   return toHex (v.data (), v.size ());
 }
 
+/* RFC 3711 Appendix B.2: AES-CM's test key and session salt, and the
+ * first and last 48 bytes of the keystream's 65282 blocks from the counter
+ * block of SSRC 0 and index 0. */
+namespace rfc3711b2 {
+constexpr const char *kKey = "2B7E151628AED2A6ABF7158809CF4F3C";
+constexpr const char *kSalt = "F0F1F2F3F4F5F6F7F8F9FAFBFCFD";
+constexpr size_t kLength = 1044512;
+constexpr const char *kHead =
+    "e03ead0935c95e80e166b16dd92b4eb4d23513162b02d0f72a43a2fe4a5f97ab"
+    "41e95b3bb0a2e8dd477901e4fca894c0";
+constexpr const char *kTail =
+    "ec8cdf7398607cb0f2d21675ea9ea1e4362b7c3c6773516318a077d7fc5073ae"
+    "6a2cc3787889374fbeb4c81b17ba6c44";
+}  // namespace rfc3711b2
+
 /* A deterministic byte source for the tests (xorshift64*). */
 class Rng {
 public:
