@@ -670,6 +670,8 @@ gst_xdn_webrtc_fanout_stats (GstXdnWebRtcFanout * self)
       "threads", G_TYPE_UINT, guint (s.threads),
       "rounds", G_TYPE_UINT64, s.rounds,
       "rounds-on-pushing-thread", G_TYPE_UINT64, s.roundsOnPushingThread,
+      "receive-turns", G_TYPE_UINT64, s.receiveTurns,
+      "read-by-rounds", G_TYPE_UINT64, s.readByRounds,
       "gso", G_TYPE_BOOLEAN, s.gso, nullptr);
   if (perViewer) {
     GValue list = G_VALUE_INIT;

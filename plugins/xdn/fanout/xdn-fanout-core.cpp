@@ -67,6 +67,14 @@ constexpr milliseconds kHousekeeping {100};
  * they are all sent in one round, each viewer's go out as one GSO batch (a
  * single trip through the kernel) instead of one by one. */
 constexpr microseconds kPictureHold {1500};
+/* While every viewer is connected and a round read the socket this
+ * recently, the rounds read it (see FanoutCore::Impl::readFromRound) and
+ * the receive thread does not wait on it. A sending thread with viewers
+ * runs a round at least every kHousekeeping, stream or not. */
+constexpr milliseconds kRoundReadSpan {3 * kHousekeeping};
+/* Datagrams a round read and left to the receive thread (DTLS, STUN from
+ * an address that is no viewer's); past that they are dropped. */
+constexpr size_t kMaxDeferred = 64;
 
 /* Names a thread as `top -H` and `perf` show it (at most 15 characters). */
 void
@@ -289,8 +297,8 @@ struct SendCommand {
 
 }  // namespace
 
-/* The receive side of a viewer; receive thread only (after addViewer hands
- * it over). */
+/* The receive side of a viewer; under the core's recvLock (after
+ * addViewer hands it over). */
 struct ViewerRecv {
   ViewerRecv (std::string id, std::string ufrag, std::string pwd,
       std::shared_ptr<ViewerCounters> c, std::atomic<int64_t> &live)
@@ -337,6 +345,39 @@ struct RecvCommand {
   std::unique_ptr<ViewerRecv> viewer;
   std::string id;
   std::string reason;
+  bool bye = true;                    /* Remove: tell the viewer (DTLS close, RTCP BYE) */
+};
+
+/* recvmmsg's buffers: one batch of datagrams. */
+struct RecvBatch {
+  RecvBatch () : buffers (kRecvBatch * kRecvSize) {}
+
+  /* Reads up to a batch without waiting; the count (0: none). */
+  int read (int fd)
+  {
+    for (unsigned i = 0; i < kRecvBatch; i++) {
+      iovs[i].iov_base = buffers.data () + i * kRecvSize;
+      iovs[i].iov_len = kRecvSize;
+      msgs[i].msg_hdr = msghdr {};
+      msgs[i].msg_hdr.msg_name = &addrs[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof (addrs[i]);
+      msgs[i].msg_hdr.msg_iov = &iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_len = 0;
+    }
+    return std::max (0, recvmmsg (fd, msgs.data (), kRecvBatch, MSG_DONTWAIT, nullptr));
+  }
+
+  std::vector<uint8_t> buffers;
+  std::array<mmsghdr, kRecvBatch> msgs {};
+  std::array<iovec, kRecvBatch> iovs {};
+  std::array<sockaddr_storage, kRecvBatch> addrs {};
+};
+
+/* A datagram a round read and left to the receive thread. */
+struct Deferred {
+  SockAddr from;
+  std::vector<uint8_t> data;
 };
 
 }  // namespace
@@ -386,13 +427,25 @@ struct FanoutCore::Impl {
   std::map<uint32_t, KeyframeState> keyframes;
   std::atomic<bool> keyframesPending {false};
 
-  /* Receive thread only. */
+  /* Whoever reads the socket holds recvLock: the receive thread (all the
+   * time but while it waits), or a round that finds it free while every
+   * viewer is connected (readFromRound). A wake-up of the receive thread
+   * for each viewer's report or consent check would cost more than
+   * handling it; rounds run anyway, for every picture and audio packet. */
+  std::mutex recvLock;                 /* protects the fields down to readByRounds */
   std::unordered_map<std::string, std::unique_ptr<ViewerRecv>> byUfrag;
   std::unordered_map<std::string, ViewerRecv *> byId;
   std::unordered_map<SockAddr, ViewerRecv *, SockAddrHash> byAddress;
   std::unordered_map<SockAddr, TokenBucket, SockAddrHash> strangers;
   std::set<ViewerRecv *> handshaking;
+  size_t connectedViewers = 0;         /* of byId */
   std::string stopReason;
+  RecvBatch recvBatch;
+  /* Rounds may read: every viewer connected, no handshake, not stopped. */
+  bool roundsRead = false;
+  Clock::time_point lastRoundRead;     /* the last time a round read */
+  std::vector<Deferred> deferred;
+  std::atomic<uint64_t> receiveTurns {0}, readByRounds {0};
 
   std::atomic<uint64_t> packetsIn {0}, bytesIn {0}, keyframeRequests {0},
       keyframeRequestsLimited {0}, plis {0}, firs {0}, nacks {0}, stunRequests {0},
@@ -403,11 +456,15 @@ struct FanoutCore::Impl {
   void wake ();
   void postRecv (RecvCommand c);
   void recvLoop ();
+  void readFromRound ();
+  int readDatagrams (bool round);
   bool processCommands ();
-  void handleDatagram (const SockAddr &from, uint8_t *data, size_t size, Clock::time_point now);
+  void handleDatagram (const SockAddr &from, uint8_t *data, size_t size, Clock::time_point now,
+      bool round);
+  void defer (const SockAddr &from, const uint8_t *data, size_t size);
   void handleStun (const SockAddr &from, ViewerRecv *v, const uint8_t *data, size_t size,
       Clock::time_point now);
-  void handleRtcp (ViewerRecv *v, uint8_t *data, size_t size, Clock::time_point now);
+  void handleRtcp (ViewerRecv *v, uint8_t *data, size_t size, Clock::time_point now, bool round);
   void afterDtls (ViewerRecv *v);
   void onConnected (ViewerRecv *v);
   void bindAddress (ViewerRecv *v, const SockAddr &from, bool nominate);
@@ -663,6 +720,7 @@ Sender::round ()
   for (auto &v : viewers_)
     publish (*v);
   trimWindow ();
+  core_.readFromRound ();
 
   bool wake;
   {
@@ -1178,7 +1236,7 @@ FanoutCore::Impl::processCommands ()
       case RecvCommand::Type::Remove:{
         auto it = byId.find (c.id);
         if (it != byId.end ())
-          removeNow (it->second, c.reason, true);
+          removeNow (it->second, c.reason, c.bye);
         break;
       }
       case RecvCommand::Type::Stop:
@@ -1202,6 +1260,7 @@ FanoutCore::Impl::removeNow (ViewerRecv *v, const std::string &reason, bool bye)
   }
   handshaking.erase (v);
   if (v->connected) {
+    connectedViewers--;
     SendCommand c;
     c.type = SendCommand::Type::Remove;
     c.id = id;
@@ -1327,6 +1386,7 @@ FanoutCore::Impl::onConnected (ViewerRecv *v)
     return;
   }
   v->connected = true;
+  connectedViewers++;
   send->cname = v->cname;
   send->address = v->selected.valid () ? v->selected : v->dtlsPeer;
   for (const auto &m : v->media) {
@@ -1476,7 +1536,8 @@ private:
 }  // namespace
 
 void
-FanoutCore::Impl::handleRtcp (ViewerRecv *v, uint8_t *data, size_t size, Clock::time_point now)
+FanoutCore::Impl::handleRtcp (ViewerRecv *v, uint8_t *data, size_t size, Clock::time_point now,
+    bool round)
 {
   size_t plain = 0;
   if (v->in.unprotectRtcp (data, size, plain) != SrtpStatus::Ok) {
@@ -1511,22 +1572,43 @@ FanoutCore::Impl::handleRtcp (ViewerRecv *v, uint8_t *data, size_t size, Clock::
       fb.keyframeTracks.end ());
   for (uint32_t track : fb.keyframeTracks)
     requestKeyframe (track);
-  if (fb.bye)
-    removeNow (v, "the viewer said RTCP BYE", false);
+  if (fb.bye) {
+    if (!round) {
+      removeNow (v, "the viewer said RTCP BYE", false);
+      return;
+    }
+    /* Removal tells the application: not from a round. */
+    RecvCommand c;
+    c.type = RecvCommand::Type::Remove;
+    c.id = v->id;
+    c.reason = "the viewer said RTCP BYE";
+    c.bye = false;
+    postRecv (std::move (c));
+  }
 }
 
+/* Under recvLock. @round: read by a round, which handles what a connected
+ * viewer sends in the steady state (SRTCP, consent checks) and leaves the
+ * rest (DTLS, STUN from a new address) to the receive thread. */
 void
 FanoutCore::Impl::handleDatagram (const SockAddr &from, uint8_t *data, size_t size,
-    Clock::time_point now)
+    Clock::time_point now, bool round)
 {
   auto it = byAddress.find (from);
   ViewerRecv *v = it == byAddress.end () ? nullptr : it->second;
   const uint8_t b0 = data[0];
   if (b0 <= 3) {
-    handleStun (from, v, data, size, now);
+    if (round && !v)
+      defer (from, data, size);
+    else
+      handleStun (from, v, data, size, now);
   } else if (b0 >= 20 && b0 <= 63) {
     if (!v) {
       invalid++;
+      return;
+    }
+    if (round) {
+      defer (from, data, size);
       return;
     }
     if (!v->bucket.take (now, kViewerRate, kViewerBurst)) {
@@ -1545,10 +1627,67 @@ FanoutCore::Impl::handleDatagram (const SockAddr &from, uint8_t *data, size_t si
       rateLimited++;
       return;
     }
-    handleRtcp (v, data, size, now);
+    handleRtcp (v, data, size, now, round);
   } else {
     invalid++;
   }
+}
+
+void
+FanoutCore::Impl::defer (const SockAddr &from, const uint8_t *data, size_t size)
+{
+  if (deferred.size () >= kMaxDeferred) {
+    rateLimited++;
+    return;
+  }
+  deferred.push_back (Deferred {from, std::vector<uint8_t> (data, data + size)});
+}
+
+/* Under recvLock: reads a batch from the socket and handles it. Returns
+ * how many datagrams were read. */
+int
+FanoutCore::Impl::readDatagrams (bool round)
+{
+  RecvBatch &b = recvBatch;
+  const int n = b.read (fd);
+  if (n == 0)
+    return 0;
+  const Clock::time_point now = Clock::now ();
+  for (int i = 0; i < n; i++) {
+    const size_t size = b.msgs[i].msg_len;
+    if (size == 0 || (b.msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+      invalid++;
+      continue;
+    }
+    const SockAddr from = SockAddr::fromSockaddr (
+        reinterpret_cast<const sockaddr *> (&b.addrs[i]), b.msgs[i].msg_hdr.msg_namelen);
+    if (!from.valid ())
+      continue;
+    handleDatagram (from, b.buffers.data () + i * kRecvSize, size, now, round);
+  }
+  return n;
+}
+
+/* At the end of every round: while every viewer is connected, the round
+ * reads what the viewers sent (a batch at most) if nobody else is, so
+ * that their reports and consent checks wake nobody. A datagram waits at
+ * most until the next round, or kRoundReadSpan when rounds stop (the
+ * receive thread then waits on the socket again). What needs the receive
+ * thread (DTLS, a new address, a full batch: more may be waiting) wakes
+ * it. */
+void
+FanoutCore::Impl::readFromRound ()
+{
+  std::unique_lock<std::mutex> l (recvLock, std::try_to_lock);
+  if (!l.owns_lock () || !roundsRead)
+    return;
+  lastRoundRead = Clock::now ();
+  const int n = readDatagrams (true);
+  readByRounds += n;
+  const bool handOver = !deferred.empty () || n == int (kRecvBatch);
+  l.unlock ();
+  if (handOver)
+    wake ();
 }
 
 Clock::time_point
@@ -1587,20 +1726,25 @@ FanoutCore::Impl::housekeeping (Clock::time_point now)
 void
 FanoutCore::Impl::recvLoop ()
 {
-  std::vector<uint8_t> buffers (kRecvBatch * kRecvSize);
-  std::array<mmsghdr, kRecvBatch> msgs {};
-  std::array<iovec, kRecvBatch> iovs {};
-  std::array<sockaddr_storage, kRecvBatch> addrs {};
   Clock::time_point nextHousekeeping = Clock::now () + kHousekeeping;
+  std::unique_lock<std::mutex> l (recvLock);
 
   for (;;) {
+    /* While rounds read the socket, wait only for commands and timers, and
+     * for rounds to stop. */
     Clock::time_point now = Clock::now ();
-    const Clock::time_point wakeAt = std::min (nextTimer (now), nextHousekeeping);
+    Clock::time_point wakeAt = std::min (nextTimer (now), nextHousekeeping);
+    const bool roundsReading = roundsRead && now - lastRoundRead < kRoundReadSpan;
+    if (roundsReading)
+      wakeAt = std::min (wakeAt, lastRoundRead + kRoundReadSpan);
     const int timeoutMs = wakeAt <= now ? 0
         : static_cast<int> (duration_cast<milliseconds> (wakeAt - now).count () + 1);
-    pollfd fds[2] = {{fd, POLLIN, 0}, {wakeFd, POLLIN, 0}};
-    poll (fds, 2, timeoutMs);
-    if (fds[1].revents & POLLIN) {
+    pollfd fds[2] = {{wakeFd, POLLIN, 0}, {fd, POLLIN, 0}};
+    l.unlock ();
+    poll (fds, roundsReading ? 1 : 2, timeoutMs);
+    l.lock ();
+    receiveTurns++;
+    if (fds[0].revents & POLLIN) {
       uint64_t n;
       ssize_t r = read (wakeFd, &n, sizeof (n));
       (void) r;
@@ -1608,38 +1752,14 @@ FanoutCore::Impl::recvLoop ()
     if (!processCommands ())
       break;
 
+    now = Clock::now ();
+    for (auto &d : std::exchange (deferred, {}))
+      handleDatagram (d.from, d.data.data (), d.data.size (), now, false);
     /* A bounded amount of input per turn, so timers and commands keep
      * their pace under a flood. */
-    for (int round = 0; round < 16 && (fds[0].revents & POLLIN); round++) {
-      for (unsigned i = 0; i < kRecvBatch; i++) {
-        iovs[i].iov_base = buffers.data () + i * kRecvSize;
-        iovs[i].iov_len = kRecvSize;
-        msgs[i].msg_hdr = msghdr {};
-        msgs[i].msg_hdr.msg_name = &addrs[i];
-        msgs[i].msg_hdr.msg_namelen = sizeof (addrs[i]);
-        msgs[i].msg_hdr.msg_iov = &iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        msgs[i].msg_len = 0;
+    if (roundsReading || (fds[1].revents & POLLIN))
+      for (int round = 0; round < 16 && readDatagrams (false) == int (kRecvBatch); round++) {
       }
-      const int n = recvmmsg (fd, msgs.data (), kRecvBatch, MSG_DONTWAIT, nullptr);
-      if (n <= 0)
-        break;
-      now = Clock::now ();
-      for (int i = 0; i < n; i++) {
-        const size_t size = msgs[i].msg_len;
-        if (size == 0 || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
-          invalid++;
-          continue;
-        }
-        const SockAddr from = SockAddr::fromSockaddr (
-            reinterpret_cast<const sockaddr *> (&addrs[i]), msgs[i].msg_hdr.msg_namelen);
-        if (!from.valid ())
-          continue;
-        handleDatagram (from, buffers.data () + i * kRecvSize, size, now);
-      }
-      if (n < int (kRecvBatch))
-        break;
-    }
 
     /* DTLS retransmissions and give-ups (over a copy: removal edits the set). */
     now = Clock::now ();
@@ -1653,9 +1773,11 @@ FanoutCore::Impl::recvLoop ()
       housekeeping (now);
       nextHousekeeping = now + kHousekeeping;
     }
+    roundsRead = !byId.empty () && connectedViewers == byId.size () && handshaking.empty ();
   }
 
   /* Stopping: every viewer goes, with the reason stop () was given. */
+  roundsRead = false;
   std::vector<ViewerRecv *> all;
   for (auto &[id, v] : byId)
     all.push_back (v);
@@ -1968,6 +2090,8 @@ FanoutCore::stats (bool perViewer) const
     s.rounds += snd->rounds;
     s.roundsOnPushingThread += snd->roundsOnPushingThread;
   }
+  s.receiveTurns = d.receiveTurns;
+  s.readByRounds = d.readByRounds;
   s.nacks = d.nacks;
   s.keyframeRequests = d.keyframeRequests;
   s.keyframeRequestsLimited = d.keyframeRequestsLimited;

@@ -8,7 +8,9 @@
  *   (RFC 7983): STUN (ICE-lite answers, consent), DTLS (one server session
  *   per viewer, its retransmission timers), SRTCP from viewers (NACK,
  *   PLI/FIR, REMB, transport-cc, receiver reports, BYE). It also times
- *   viewers out and sends held-back keyframe requests;
+ *   viewers out and sends held-back keyframe requests. While every viewer
+ *   is connected, the rounds below read the socket instead (what a
+ *   connected viewer sends in the steady state), and leave it the rest;
  * - `threads` sending threads. Each connected viewer belongs to one (the
  *   first thread takes viewersPerThread, then the next, and so on; past
  *   that, the one with the fewest). A packet pushed by the streaming
@@ -158,6 +160,8 @@ struct FanoutStats {
   uint64_t threads = 0;          /* sending threads */
   uint64_t rounds = 0;           /* rounds of the sending threads' work, wherever they ran */
   uint64_t roundsOnPushingThread = 0; /* of those, run by the thread that pushed (see push ()) */
+  uint64_t receiveTurns = 0;     /* times the receive thread woke */
+  uint64_t readByRounds = 0;     /* datagrams from viewers read by rounds, not the receive thread */
   bool gso = false;
   std::vector<ViewerStats> viewerList;  /* when asked for */
 };

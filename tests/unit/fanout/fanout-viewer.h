@@ -88,15 +88,7 @@ class TestViewer {
 public:
   TestViewer ()
   {
-    fd_ = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    SockAddr local = SockAddr::parse ("127.0.0.1", 0);
-    bind (fd_, local.sa (), local.length);
-    int size = 4 * 1024 * 1024;
-    setsockopt (fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof (size));
-    sockaddr_storage ss {};
-    socklen_t len = sizeof (ss);
-    getsockname (fd_, reinterpret_cast<sockaddr *> (&ss), &len);
-    local_ = SockAddr::fromSockaddr (reinterpret_cast<sockaddr *> (&ss), len);
+    openSocket ();
     ufrag_ = "vw" + std::to_string (local_.port ());
     pwd_ = "viewerPasswordOf24Chars" + std::to_string (local_.port () % 10);
   }
@@ -104,6 +96,14 @@ public:
   {
     if (fd_ >= 0)
       close (fd_);
+  }
+
+  /* The viewer's address changes (a NAT rebinding): a new local port, the
+   * old one closed. */
+  void moveToNewPort ()
+  {
+    close (fd_);
+    openSocket ();
   }
   TestViewer (const TestViewer &) = delete;
   TestViewer &operator= (const TestViewer &) = delete;
@@ -449,6 +449,19 @@ public:
   }
 
 private:
+  void openSocket ()
+  {
+    fd_ = socket (AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    SockAddr local = SockAddr::parse ("127.0.0.1", 0);
+    bind (fd_, local.sa (), local.length);
+    int size = 4 * 1024 * 1024;
+    setsockopt (fd_, SOL_SOCKET, SO_RCVBUF, &size, sizeof (size));
+    sockaddr_storage ss {};
+    socklen_t len = sizeof (ss);
+    getsockname (fd_, reinterpret_cast<sockaddr *> (&ss), &len);
+    local_ = SockAddr::fromSockaddr (reinterpret_cast<sockaddr *> (&ss), len);
+  }
+
   void handle (uint8_t *data, size_t n)
   {
     const uint8_t b0 = data[0];

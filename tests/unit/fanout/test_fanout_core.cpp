@@ -677,6 +677,78 @@ TEST_F (FanoutCoreTest, ThePushingThreadServesWhileOneSendingThreadHasTheViewers
   EXPECT_LE (s.roundsOnPushingThread, s.rounds);
 }
 
+/* While every viewer is connected, what they send is read by the rounds
+ * the stream makes anyway: the receive thread does not wake for each
+ * report. */
+TEST_F (FanoutCoreTest, ConnectedViewersFeedbackIsReadByTheRounds)
+{
+  start ();
+  std::string id;
+  auto v = connectViewer (&id);
+  ASSERT_TRUE (v);
+  pushVideo (true, 1000, true);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1; }, 2s));
+
+  const auto before = core->stats (true);
+  const uint64_t reportsBefore = before.viewerList[0].rtcpPackets;
+  const int reports = 40;
+  for (int i = 0; i < reports; i++) {
+    pushVideo (false, 1000, true);
+    pushAudio ();
+    ASSERT_TRUE (v->sendReceiverReport (v->ssrc ("video"), 3, 7));
+    v->pump (10ms);  /* a stream's pace: a picture and an audio packet every 10 ms */
+  }
+  ASSERT_TRUE (waitFor ([&] {
+    return core->stats (true).viewerList[0].rtcpPackets == reportsBefore + reports; }, 2s));
+  const auto after = core->stats (true);
+  EXPECT_GE (after.readByRounds - before.readByRounds, uint64_t (reports / 2));
+  EXPECT_LT (after.receiveTurns - before.receiveTurns, uint64_t (reports / 2));
+  EXPECT_EQ (after.viewerList[0].fractionLost, 3u);
+
+  /* A NACK read by a round is answered, and a BYE removes the viewer. */
+  auto lastVideo = std::find_if (v->received.rbegin (), v->received.rend (),
+      [&] (const auto &r) { return r.pt == v->payloadType ("video"); });
+  ASSERT_TRUE (v->sendNack (v->ssrc ("video"), {lastVideo->seq}));
+  pushAudio ();
+  EXPECT_TRUE (waitFor ([&] { return core->stats (false).retransmits == 1; }, 1s));
+  uint8_t b[16];
+  size_t n = rtcpWriteBye (b, sizeof (b), TestViewer::kOwnSsrc);
+  ASSERT_TRUE (v->sendRtcp (b, n));
+  pushAudio ();
+  EXPECT_NE (events.removedReason (id, 2s).find ("BYE"), std::string::npos);
+}
+
+/* What a round reads and cannot handle goes to the receive thread: here a
+ * connectivity check from a new address of the viewer, whose media then
+ * follows it there. */
+TEST_F (FanoutCoreTest, ViewerMovingToANewAddressIsFollowedWhileRoundsRead)
+{
+  start ();
+  auto v = connectViewer ();
+  ASSERT_TRUE (v);
+  pushVideo (true, 1000, true);
+  ASSERT_TRUE (v->pumpUntil ([&] { return v->count ("video") == 1; }, 2s));
+  for (int i = 0; i < 5; i++) {
+    pushAudio ();
+    ASSERT_TRUE (v->sendReceiverReport (v->ssrc ("video"), 0, 0));
+    v->pump (10ms);
+  }
+  ASSERT_TRUE (waitFor ([&] { return core->stats (false).readByRounds > 0; }, 2s));
+
+  v->moveToNewPort ();
+  const int repliesBefore = v->stunReplies;
+  const size_t audioBefore = v->count ("audio");
+  for (int i = 0; i < 100 && v->stunReplies == repliesBefore; i++) {
+    v->sendRaw (v->bindingRequest (true));
+    pushAudio ();
+    v->pump (10ms);
+  }
+  ASSERT_GT (v->stunReplies, repliesBefore);
+  pushAudio ();
+  EXPECT_TRUE (v->pumpUntil ([&] { return v->count ("audio") > audioBefore; }, 2s));
+  EXPECT_EQ (core->stats (true).viewerList[0].address, v->localAddress ().toString ());
+}
+
 /* Viewers on two sending threads: each thread runs its own rounds. And
  * with pushingThreadServes off, the sending thread runs every round. */
 TEST_F (FanoutCoreTest, EachSendingThreadServesItsOwnViewersWhenThereAreMore)
