@@ -12,6 +12,7 @@ packages=(
   # run
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice
+  gstreamer1.0-x
   # test peers
   ffmpeg srt-tools chromium chromium-driver nodejs iproute2 util-linux
   postgresql
