@@ -1758,8 +1758,9 @@ FanoutCore::Impl::recvLoop ()
     /* A bounded amount of input per turn, so timers and commands keep
      * their pace under a flood. */
     if (roundsReading || (fds[1].revents & POLLIN))
-      for (int round = 0; round < 16 && readDatagrams (false) == int (kRecvBatch); round++) {
-      }
+      for (int batches = 0; batches < 16; batches++)
+        if (readDatagrams (false) < int (kRecvBatch))
+          break;
 
     /* DTLS retransmissions and give-ups (over a copy: removal edits the set). */
     now = Clock::now ();
