@@ -637,18 +637,22 @@ Sender::run ()
      * to wait is held until kPictureHold after its first packet; one that
      * opens while it sleeps, until the next packet after that (or
      * housekeeping). While a pushing thread runs a round, this one waits
-     * for its end. */
+     * for its end. A thread without viewers has no housekeeping: it sleeps
+     * until a command comes. */
     for (;;) {
+      const bool idle = viewerCount_.load (std::memory_order_relaxed) == 0;
       Clock::time_point until = nextDue_;
       if (pictureOpen_ && !incoming_.empty ())
         until = std::min (until, pictureOpenSince_ + kPictureHold);
-      const bool ready = hasWork () || Clock::now () >= until;
+      const bool ready = hasWork () || (!idle && Clock::now () >= until);
       if (ready && !roundRunning_)
         break;
       if (ready) {
         roundWaiters_++;
         cond_.wait (l);
         roundWaiters_--;
+      } else if (idle) {
+        cond_.wait (l);
       } else {
         cond_.wait_until (l, until);
       }

@@ -602,6 +602,18 @@ TEST_F (FanoutCoreTest, ThreadCountDoesNotGrowWithViewers)
 /* A few viewers share one sending thread (each packet wakes only it);
  * past viewersPerThread the next thread takes them, and once every thread
  * has that many, the one with the fewest. Every viewer gets the stream. */
+/* A sending thread without viewers wakes for nothing: no round until a
+ * viewer comes, then its housekeeping rounds (sender reports). */
+TEST_F (FanoutCoreTest, SendingThreadsWithoutViewersSleep)
+{
+  start ();
+  std::this_thread::sleep_for (350ms);  /* past three housekeeping periods */
+  EXPECT_EQ (core->stats (false).rounds, 0u);
+  auto v = connectViewer ();
+  ASSERT_TRUE (v);
+  EXPECT_TRUE (waitFor ([&] { return core->stats (false).rounds >= 3; }, 2s));
+}
+
 TEST_F (FanoutCoreTest, ViewersFillOneSendingThreadBeforeTheNext)
 {
   FanoutSettings s;
