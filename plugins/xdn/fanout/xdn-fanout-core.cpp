@@ -62,6 +62,11 @@ constexpr double kStrangerRate = 10, kStrangerBurst = 20;
 constexpr double kViewerRate = 2000, kViewerBurst = 500;
 constexpr size_t kMaxStrangers = 4096;
 constexpr milliseconds kHousekeeping {100};
+/* While pushing threads run the rounds (and with them the sender
+ * reports), a sending thread looks in this long after the reports were
+ * due, in case they stop, instead of waking every kHousekeeping to find
+ * them done. */
+constexpr milliseconds kPushedRoundsGrace {1000};
 /* How long a sending thread waits for the rest of a picture once its first
  * packets are in. A payloader sends a picture's packets in one burst: when
  * they are all sent in one round, each viewer's go out as one GSO batch (a
@@ -70,7 +75,8 @@ constexpr microseconds kPictureHold {1500};
 /* While every viewer is connected and a round read the socket this
  * recently, the rounds read it (see FanoutCore::Impl::readFromRound) and
  * the receive thread does not wait on it. A sending thread with viewers
- * runs a round at least every kHousekeeping, stream or not. */
+ * runs a round at least every kHousekeeping without a stream, as often
+ * as pictures and audio packets come with one. */
 constexpr milliseconds kRoundReadSpan {3 * kHousekeeping};
 /* Datagrams a round read and left to the receive thread (DTLS, STUN from
  * an address that is no viewer's); past that they are dropped. */
@@ -387,6 +393,9 @@ class Sender;
 struct FanoutCore::Impl {
   FanoutSettings settings;
   FanoutCallbacks callbacks;
+  /* How often the receive thread looks for viewers to time out: a tenth
+   * of the timeout, within 100 ms - 1 s. */
+  milliseconds housekeepingPeriod {kHousekeeping};
   int fd = -1;
   int wakeFd = -1;
   uint16_t port = 0;
@@ -423,8 +432,9 @@ struct FanoutCore::Impl {
     Clock::time_point last;
     bool pending = false;
   };
-  std::mutex keyframeLock;             /* protects keyframes */
+  std::mutex keyframeLock;             /* protects keyframes, keyframeDue */
   std::map<uint32_t, KeyframeState> keyframes;
+  Clock::time_point keyframeDue;       /* the earliest held-back request's, while any */
   std::atomic<bool> keyframesPending {false};
 
   /* Whoever reads the socket holds recvLock: the receive thread (all the
@@ -541,7 +551,7 @@ public:
       }
     }
     if (serveHere) {
-      round ();
+      round (true);
       roundsOnPushingThread++;
       return;
     }
@@ -572,7 +582,7 @@ private:
   void run ();
   bool hasWork () const;
   void takeWork ();
-  void round ();
+  void round (bool onPushingThread);
   void apply (SendCommand &c);
   bool serve ();
   size_t copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p, uint8_t *s,
@@ -607,7 +617,10 @@ private:
   bool roundRunning_ = false;
   int roundWaiters_ = 0;               /* threads waiting for the round to end */
   bool moreWork_ = false;              /* the last round left some viewer packets */
-  Clock::time_point nextDue_;          /* nextReports_, as the last round left it */
+  /* When this thread has to run a round for the reports: nextReports_ as
+   * the last round left it, kPushedRoundsGrace later if that round ran on a
+   * pushing thread. */
+  Clock::time_point nextDue_;
 
   /* The round's (taken under lock_ by takeWork ()). */
   std::vector<SendCommand> roundCommands_;
@@ -660,7 +673,7 @@ Sender::run ()
     exiting = stopping_;
     takeWork ();
     l.unlock ();
-    round ();
+    round (false);
     l.lock ();
   }
   viewers_.clear ();
@@ -691,7 +704,7 @@ Sender::takeWork ()
 /* One round, on the sending thread or on a pushing thread, after
  * takeWork (). */
 void
-Sender::round ()
+Sender::round (bool onPushingThread)
 {
   rounds++;
   for (auto &c : roundCommands_)
@@ -731,7 +744,7 @@ Sender::round ()
     std::lock_guard<std::mutex> l (lock_);
     roundRunning_ = false;
     moreWork_ = more;
-    nextDue_ = nextReports_;
+    nextDue_ = onPushingThread ? nextReports_ + kPushedRoundsGrace : nextReports_;
     /* the sending thread, when a round of a pushing thread left it work,
      * and whoever waits for the round's end */
     wake = roundWaiters_ > 0 || hasWork ();
@@ -1141,14 +1154,22 @@ FanoutCore::Impl::requestKeyframe (uint32_t track)
 {
   const Clock::time_point now = Clock::now ();
   {
-    std::lock_guard<std::mutex> l (keyframeLock);
+    std::unique_lock<std::mutex> l (keyframeLock);
     KeyframeState &s = keyframes[track];
     if (s.sent && now - s.last < settings.keyframeMinInterval) {
-      if (!s.pending) {
-        s.pending = true;
-        keyframesPending = true;
-      }
       keyframeRequestsLimited++;
+      if (s.pending)
+        return;
+      /* Held back: the receive thread makes it when it is due. */
+      s.pending = true;
+      const Clock::time_point due = s.last + settings.keyframeMinInterval;
+      const bool earlier = !keyframesPending || due < keyframeDue;
+      if (earlier)
+        keyframeDue = due;
+      keyframesPending = true;
+      l.unlock ();
+      if (earlier)
+        wake ();
       return;
     }
     s.sent = true;
@@ -1178,6 +1199,8 @@ FanoutCore::Impl::flushKeyframeRequests ()
         s.last = now;
         due.push_back (track);
       } else {
+        const Clock::time_point at = s.last + settings.keyframeMinInterval;
+        keyframeDue = still ? std::min (keyframeDue, at) : at;
         still = true;
       }
     }
@@ -1694,13 +1717,20 @@ FanoutCore::Impl::readFromRound ()
     wake ();
 }
 
+/* The receive thread's next timer besides housekeeping: a DTLS
+ * retransmission, a held-back keyframe request. */
 Clock::time_point
 FanoutCore::Impl::nextTimer (Clock::time_point now)
 {
-  Clock::time_point next = now + kHousekeeping;
+  Clock::time_point next = now + housekeepingPeriod;
   for (ViewerRecv *v : handshaking)
     if (auto t = v->dtls->nextTimeout ())
       next = std::min (next, *t);
+  if (keyframesPending) {
+    std::lock_guard<std::mutex> l (keyframeLock);
+    if (keyframesPending)
+      next = std::min (next, keyframeDue);
+  }
   return next;
 }
 
@@ -1723,14 +1753,12 @@ FanoutCore::Impl::housekeeping (Clock::time_point now)
   if (strangers.size () > kMaxStrangers / 4)
     for (auto it = strangers.begin (); it != strangers.end ();)
       it = now - it->second.last > std::chrono::seconds (5) ? strangers.erase (it) : std::next (it);
-
-  flushKeyframeRequests ();
 }
 
 void
 FanoutCore::Impl::recvLoop ()
 {
-  Clock::time_point nextHousekeeping = Clock::now () + kHousekeeping;
+  Clock::time_point nextHousekeeping = Clock::now () + housekeepingPeriod;
   std::unique_lock<std::mutex> l (recvLock);
 
   for (;;) {
@@ -1774,9 +1802,10 @@ FanoutCore::Impl::recvLoop ()
           v->dtls->onTimeout ();
           afterDtls (v);
         }
+    flushKeyframeRequests ();
     if (now >= nextHousekeeping) {
       housekeeping (now);
-      nextHousekeeping = now + kHousekeeping;
+      nextHousekeeping = now + housekeepingPeriod;
     }
     roundsRead = !byId.empty () && connectedViewers == byId.size () && handshaking.empty ();
   }
@@ -1826,6 +1855,8 @@ FanoutCore::create (const FanoutSettings &settings, FanoutCallbacks callbacks, s
 
   auto impl = std::make_unique<Impl> ();
   impl->settings = settings;
+  impl->housekeepingPeriod = std::clamp (duration_cast<milliseconds> (settings.viewerTimeout / 10),
+      kHousekeeping, milliseconds (1000));
   impl->callbacks = std::move (callbacks);
   if (impl->settings.threads == 0)
     impl->settings.threads = std::max (1u, std::thread::hardware_concurrency ());
