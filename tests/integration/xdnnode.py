@@ -2,6 +2,7 @@
 it with bounded timeouts, and stop it (and everything it started) at the end.
 
 Used by the integration and browser tests; stdlib only."""
+import atexit
 import json
 import os
 import re
@@ -17,6 +18,16 @@ import urllib.request
 SOURCE_ROOT = os.environ.get("XDN_SOURCE_ROOT", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD_ROOT = os.environ.get("XDN_BUILD_ROOT", os.path.join(SOURCE_ROOT, "build"))
 NODE_BINARY = os.path.join(BUILD_ROOT, "apps", "node", "xdn-node")
+
+# Processes started and not stopped yet: a test that fails before its own
+# clean-up (in setUpClass, say) leaves none running when it exits.
+_running = set()
+
+
+@atexit.register
+def _stop_left_running():
+    for p in list(_running):
+        p.stop()
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -78,12 +89,14 @@ class Node:
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
                                      env=gst_env(), start_new_session=True)
+        _running.add(self)
         wait_for(lambda: self.proc.poll() is None and
                  http("GET", self.url + "/api/v1/streams", timeout=1)[0] == 200,
                  timeout, f"xdn-node on port {self.http_port} to answer")
         return self
 
     def stop(self, timeout=10):
+        _running.discard(self)
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -200,6 +213,7 @@ class Manager:
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        _running.add(self)
         wait_for(lambda: self.proc.poll() is None and
                  http("GET", self.url + "/healthz", timeout=1)[0] == 200,
                  timeout, f"xdn-manager on port {self.http_port} to answer"
@@ -207,6 +221,7 @@ class Manager:
         return self
 
     def stop(self, timeout=10, sig=signal.SIGTERM):
+        _running.discard(self)
         if self.proc and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, sig)
