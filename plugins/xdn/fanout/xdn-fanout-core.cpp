@@ -62,11 +62,6 @@ constexpr double kStrangerRate = 10, kStrangerBurst = 20;
 constexpr double kViewerRate = 2000, kViewerBurst = 500;
 constexpr size_t kMaxStrangers = 4096;
 constexpr milliseconds kHousekeeping {100};
-/* While pushing threads run the rounds (and with them the sender
- * reports), a sending thread looks in this long after the reports were
- * due, in case they stop, instead of waking every kHousekeeping to find
- * them done. */
-constexpr milliseconds kPushedRoundsGrace {1000};
 /* How long a sending thread waits for the rest of a picture once its first
  * packets are in. A payloader sends a picture's packets in one burst: when
  * they are all sent in one round, each viewer's go out as one GSO batch (a
@@ -551,7 +546,7 @@ public:
       }
     }
     if (serveHere) {
-      round (true);
+      round ();
       roundsOnPushingThread++;
       return;
     }
@@ -582,7 +577,7 @@ private:
   void run ();
   bool hasWork () const;
   void takeWork ();
-  void round (bool onPushingThread);
+  void round ();
   void apply (SendCommand &c);
   bool serve ();
   size_t copyForViewer (const ViewerSend &v, const TrackSend &t, const Packet &p, uint8_t *s,
@@ -617,9 +612,8 @@ private:
   bool roundRunning_ = false;
   int roundWaiters_ = 0;               /* threads waiting for the round to end */
   bool moreWork_ = false;              /* the last round left some viewer packets */
-  /* When this thread has to run a round for the reports: nextReports_ as
-   * the last round left it, kPushedRoundsGrace later if that round ran on a
-   * pushing thread. */
+  /* nextReports_, as the last round left it; also how long a picture
+   * opened while this thread sleeps is held at most. */
   Clock::time_point nextDue_;
 
   /* The round's (taken under lock_ by takeWork ()). */
@@ -673,7 +667,7 @@ Sender::run ()
     exiting = stopping_;
     takeWork ();
     l.unlock ();
-    round (false);
+    round ();
     l.lock ();
   }
   viewers_.clear ();
@@ -704,7 +698,7 @@ Sender::takeWork ()
 /* One round, on the sending thread or on a pushing thread, after
  * takeWork (). */
 void
-Sender::round (bool onPushingThread)
+Sender::round ()
 {
   rounds++;
   for (auto &c : roundCommands_)
@@ -744,7 +738,7 @@ Sender::round (bool onPushingThread)
     std::lock_guard<std::mutex> l (lock_);
     roundRunning_ = false;
     moreWork_ = more;
-    nextDue_ = onPushingThread ? nextReports_ + kPushedRoundsGrace : nextReports_;
+    nextDue_ = nextReports_;
     /* the sending thread, when a round of a pushing thread left it work,
      * and whoever waits for the round's end */
     wake = roundWaiters_ > 0 || hasWork ();
